@@ -1,0 +1,200 @@
+"""The Python API: :class:`TaskStore`, what task commands import."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+from .errors import SpecNotFound
+from .model import HistoryEntry, Status, Task, TaskId
+from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
+from .store import Commit, Repo, Transactor
+from .workspace import Workspace
+
+TaskRef = str | int | TaskId
+_TRAILER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
+
+
+def task_id(value: TaskRef) -> TaskId:
+    """Read any accepted id form (``1``, ``"001"``, ``"#1"``, ``"md#1"``, ``"task#1"``)."""
+    if isinstance(value, TaskId):
+        return value
+    return TaskId.parse(str(value))
+
+
+def _status(value: Status | str) -> Status:
+    return value if isinstance(value, Status) else Status.parse(value)
+
+
+class TaskStore:
+    """Tasks on the ref ``refs/tasks/main`` of the repository a path is in.
+
+    Every write is one commit on the ref, landed with compare-and-swap; reads see the tip at
+    the moment of the call, whichever worktree wrote it.
+    """
+
+    def __init__(self, repo: Repo, workspace: Workspace) -> None:
+        self._repo = repo
+        self.workspace = workspace
+        self._tx = Transactor(
+            repo,
+            workspace.ref,
+            timeout=workspace.retry_timeout,
+            file_lock=workspace.file_lock,
+            trailers=workspace.trailers(),
+        )
+        #: The commit the last write through this handle made; None after a no-op.
+        self.last_commit: str | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ".") -> TaskStore:
+        """Open the store of the repository containing ``path`` (worktree, subdir or bare)."""
+        repo = Repo.discover(path)
+        return cls(repo, Workspace.of(repo))
+
+    @property
+    def ref(self) -> str:
+        return self.workspace.ref
+
+    def head(self) -> str | None:
+        """The commit the ref points at now, or None before ``init``."""
+        return self._repo.tip(self.ref)
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def init(self) -> bool:
+        """Create the ref with an empty index. False when it already existed."""
+        self._repo.ensure_reflog(self.ref)
+
+        def first(snap: Snapshot) -> Change | bool:
+            return False if snap.commit is not None else initial_change()
+
+        result, commit = self._tx.run(first, create=True)
+        self.last_commit = commit
+        return commit is not None and result is not False
+
+    def create(
+        self,
+        title: str,
+        description: str = "",
+        spec: str | None = None,
+        status: Status | str = Status.TODO,
+    ) -> Task:
+        """Add a task with the next free id (allocated against the tip that is replaced)."""
+        return self._write(Create(title, description, spec, _status(status)))
+
+    def set_status(
+        self, task: TaskRef, status: Status | str, expect: Status | str | None = None
+    ) -> Task:
+        """Set a task's status; with ``expect``, only if it is still that status."""
+        expected = None if expect is None else _status(expect)
+        return self._write(SetStatus(task_id(task), _status(status), expected))
+
+    def update(
+        self,
+        task: TaskRef,
+        title: str | None = None,
+        description: str | None = None,
+        spec: str | None = None,
+    ) -> Task:
+        """Change a task's title, description (its spec's ``## Context``) or whole spec."""
+        return self._write(Update(task_id(task), title, description, spec))
+
+    def delete(self, task: TaskRef) -> Task:
+        """Remove a task's line, its description and its spec file; returns what was removed."""
+        return self._write(Delete(task_id(task)))
+
+    def _write(self, operation: Create | SetStatus | Update | Delete) -> Task:
+        result, commit = self._tx.run(operation)
+        self.last_commit = commit
+        task = result.task if isinstance(result, Change) else result
+        assert isinstance(task, Task)
+        return task
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def list(self, status: Status | str | None = None, include_done: bool = False) -> list[Task]:
+        """Tasks in file order; DONE and CLOSED only with ``include_done`` or when asked for."""
+        snap = self._tx.snapshot()
+        wanted = None if status is None else _status(status)
+        out = []
+        for entry in snap.index:
+            if wanted is not None and entry.status is not wanted:
+                continue
+            if wanted is None and not include_done and entry.status.is_finished:
+                continue
+            out.append(snap.task(entry))
+        return out
+
+    def get(self, task: TaskRef) -> Task:
+        snap = self._tx.snapshot()
+        return snap.task(snap.index.find(task_id(task)))
+
+    def spec(self, task: TaskRef) -> str:
+        """The text of the task's spec file."""
+        snap = self._tx.snapshot()
+        entry = snap.index.find(task_id(task))
+        text = snap.spec_text(entry)
+        if text is None:
+            raise SpecNotFound(str(entry.id), entry.spec_path)
+        return text
+
+    def index_text(self) -> str:
+        """``process/tasks.md`` as it is on the ref now."""
+        return self._tx.snapshot().index.text
+
+    def history(self, task: TaskRef | None = None, limit: int | None = None) -> list[HistoryEntry]:
+        """Operations on the ref, newest first; only those touching ``task`` when given."""
+        wanted = None if task is None else task_id(task).number
+        out: list[HistoryEntry] = []
+        tip = self._repo.tip(self.ref)
+        for commit in self._repo.first_parents(tip):
+            entry = history_entry(commit)
+            if wanted is not None and not any(
+                _number(i) == wanted for i in entry.task_ids
+            ):
+                continue
+            out.append(entry)
+            if limit is not None and len(out) >= limit:
+                break
+        return out
+
+
+def _number(text: str) -> int | None:
+    digits = text.lstrip("md#")
+    return int(digits) if digits.isdigit() else None
+
+
+def parse_trailers(message: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A commit message's subject and the ``Key: value`` trailers of its last paragraph."""
+    paragraphs = message.strip().split("\n\n")
+    subject = paragraphs[0].split("\n", 1)[0]
+    if len(paragraphs) < 2:
+        return subject, ()
+    pairs = []
+    for line in paragraphs[-1].split("\n"):
+        match = _TRAILER.fullmatch(line.strip())
+        if match is None:
+            return subject, ()
+        pairs.append((match.group(1), match.group(2)))
+    return subject, tuple(pairs)
+
+
+def history_entry(commit: Commit) -> HistoryEntry:
+    subject, trailers = parse_trailers(commit.message)
+
+    def values(key: str) -> Iterable[str]:
+        return (v for k, v in trailers if k.lower() == key.lower())
+
+    return HistoryEntry(
+        commit=commit.id,
+        summary=subject,
+        operation=next(iter(values("Tasksync-Operation")), "unknown"),
+        task_ids=tuple(values("Tasksync-Task")),
+        workspace=next(iter(values("Tasksync-Workspace")), ""),
+        author=commit.author,
+        time=commit.time,
+        offset_minutes=commit.offset_minutes,
+        trailers=trailers,
+    )

@@ -1,0 +1,315 @@
+"""``git tasks``: parses arguments, calls the library, formats output.
+
+Exit codes are decided in :func:`main` only: 0 success, 1 a tasksync error (one line on
+stderr), 2 a usage error, 130 interrupted, 3 an unexpected error (with versions to report).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .api import TaskStore
+    from .model import HistoryEntry, Task
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+STATUS_NAMES = "TODO, IN-PROGRESS, IN-REVIEW, DONE, BLOCKED, CLOSED"
+
+
+def _store(ctx: click.Context) -> TaskStore:
+    from .api import TaskStore
+
+    obj: dict[str, Any] = ctx.ensure_object(dict)
+    if "store" not in obj:
+        obj["store"] = TaskStore.open(obj.get("path") or ".")
+    store: TaskStore = obj["store"]
+    return store
+
+
+def _json(value: object) -> None:
+    import json
+
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2))
+
+
+def _task_line(task: Task, width: int) -> str:
+    return f"{str(task.id).ljust(width)}  [{task.status.checkbox}] {task.status.value:<11}  {task.title}"
+
+
+@click.group(context_settings=CONTEXT)
+@click.option(
+    "-C",
+    "path",
+    metavar="PATH",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run as if started in PATH.",
+)
+@click.version_option(version=__version__, message="git tasks (tasksync) %(version)s")
+@click.pass_context
+def cli(ctx: click.Context, path: Path | None) -> None:
+    """Tasks in process/tasks.md, stored on the ref refs/tasks/main.
+
+    Every worktree of a repository reads and writes the same ref directly: a change made in
+    one is visible in every other on the next command, with no fetch, commit or checkout.
+    """
+    ctx.ensure_object(dict)["path"] = path
+
+
+@cli.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create the task store (the ref refs/tasks/main) in this repository."""
+    store = _store(ctx)
+    if store.init():
+        click.echo(f"Initialized the task store on {store.ref}")
+    else:
+        click.echo(f"The task store on {store.ref} already exists")
+
+
+@cli.command("list")
+@click.option("--status", "status", metavar="STATUS", help=f"Only tasks with STATUS ({STATUS_NAMES}).")
+@click.option("--all", "include_done", is_flag=True, help="Include DONE and CLOSED tasks.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of task objects.")
+@click.pass_context
+def list_(ctx: click.Context, status: str | None, include_done: bool, as_json: bool) -> None:
+    """List tasks (DONE and CLOSED are hidden unless --all or --status asks for them)."""
+    tasks = _store(ctx).list(status=status, include_done=include_done)
+    if as_json:
+        _json([t.to_json() for t in tasks])
+        return
+    width = max((len(str(t.id)) for t in tasks), default=4)
+    for task in tasks:
+        click.echo(_task_line(task, width))
+
+
+@cli.command()
+@click.argument("task_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as a JSON object.")
+@click.pass_context
+def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
+    """Show one task: title, status, spec path and description."""
+    task = _store(ctx).get(task_id)
+    if as_json:
+        _json(task.to_json())
+        return
+    click.echo(f"{task.id}  {task.title}")
+    click.echo(f"status: {task.status.value}")
+    click.echo(f"spec:   {task.spec_path or '-'}")
+    if task.description:
+        click.echo("")
+        click.echo(task.description)
+
+
+@cli.group(context_settings=CONTEXT)
+def status() -> None:
+    """Read or set a task's status."""
+
+
+@status.command("get")
+@click.argument("task_id", metavar="ID")
+@click.pass_context
+def status_get(ctx: click.Context, task_id: str) -> None:
+    """Print a task's status."""
+    click.echo(_store(ctx).get(task_id).status.value)
+
+
+@status.command("set", help=f"Set a task's status to STATUS ({STATUS_NAMES}).")
+@click.argument("task_id", metavar="ID")
+@click.argument("new_status", metavar="STATUS")
+@click.option("--expect", metavar="OLD", help="Only if the status is still OLD (else exit 1).")
+@click.pass_context
+def status_set(ctx: click.Context, task_id: str, new_status: str, expect: str | None) -> None:
+    task = _store(ctx).set_status(task_id, new_status, expect=expect)
+    click.echo(f"{task.id} {task.status.value}")
+
+
+def _read_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    from .errors import TaskSyncError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise TaskSyncError(f"cannot read {path}: {error}; pass a readable UTF-8 file") from None
+
+
+@cli.command()
+@click.argument("title", required=False)
+@click.option("--description", "-d", default="", help="The task's description (its spec's Context).")
+@click.option(
+    "--spec-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use this file as the task's spec (its heading gives the title when TITLE is omitted).",
+)
+@click.option("--status", "status_name", default="TODO", metavar="STATUS", help="Initial status.")
+@click.option("--json", "as_json", is_flag=True, help="Print the new task as a JSON object.")
+@click.pass_context
+def create(
+    ctx: click.Context,
+    title: str | None,
+    description: str,
+    spec_file: Path | None,
+    status_name: str,
+    as_json: bool,
+) -> None:
+    """Create a task with the next free id and print the id."""
+    spec = _read_file(spec_file)
+    if title is None:
+        from .spec import spec_title
+
+        title = spec_title(spec) if spec is not None else None
+        if not title:
+            raise click.UsageError("give a TITLE, or a --spec-file whose first heading names one")
+    task = _store(ctx).create(title, description=description, spec=spec, status=status_name)
+    if as_json:
+        _json(task.to_json())
+    else:
+        click.echo(str(task.id))
+
+
+@cli.command()
+@click.argument("task_id", metavar="ID")
+@click.option("--title", help="New title.")
+@click.option("--description", "-d", help="New description (the spec's Context section).")
+@click.option(
+    "--spec-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Replace the task's spec with this file.",
+)
+@click.pass_context
+def edit(
+    ctx: click.Context,
+    task_id: str,
+    title: str | None,
+    description: str | None,
+    spec_file: Path | None,
+) -> None:
+    """Change a task's title, description or spec."""
+    if title is None and description is None and spec_file is None:
+        raise click.UsageError("nothing to change: give --title, --description or --spec-file")
+    store = _store(ctx)
+    task = store.update(task_id, title=title, description=description, spec=_read_file(spec_file))
+    click.echo(f"{task.id} {task.title}" if store.last_commit else f"{task.id} unchanged")
+
+
+@cli.command()
+@click.argument("task_id", metavar="ID")
+@click.option("--force", "-f", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, task_id: str, force: bool) -> None:
+    """Delete a task: its line, its description and its spec file."""
+    store = _store(ctx)
+    if not force:
+        task = store.get(task_id)
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"refusing to delete {task.id} without --force (no terminal to ask)")
+        click.confirm(f"Delete {task.id} {task.title!r}?", abort=True)
+    task = store.delete(task_id)
+    click.echo(f"Deleted {task.id} {task.title}")
+
+
+@cli.command()
+@click.argument("task_id", metavar="ID")
+@click.pass_context
+def spec(ctx: click.Context, task_id: str) -> None:
+    """Print a task's spec file."""
+    click.echo(_store(ctx).spec(task_id), nl=False)
+
+
+def _log_line(entry: HistoryEntry) -> str:
+    import time as _time
+
+    when = _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(entry.time + entry.offset_minutes * 60))
+    where = f" [{entry.workspace}]" if entry.workspace else ""
+    return f"{entry.commit[:10]} {when}{where} {entry.summary}"
+
+
+@cli.command()
+@click.argument("task_id", metavar="[ID]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of operations.")
+@click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N operations.")
+@click.pass_context
+def log(ctx: click.Context, task_id: str | None, as_json: bool, max_count: int | None) -> None:
+    """Show the operations on the tasks ref, newest first (only those of ID when given)."""
+    entries = _store(ctx).history(task_id, limit=max_count)
+    if as_json:
+        _json([e.to_json() for e in entries])
+        return
+    for entry in entries:
+        click.echo(_log_line(entry))
+
+
+@cli.command()
+@click.option("--keep", is_flag=True, help="Keep the throwaway repository instead of deleting it.")
+def demo(keep: bool) -> None:
+    """Show tasks shared between two worktrees of a throwaway repository."""
+    from .demo import run_demo
+
+    for step in run_demo(keep=keep):
+        click.echo(step)
+
+
+def _versions() -> str:
+    import platform
+
+    parts = [f"python {platform.python_version()}"]
+    try:
+        from importlib.metadata import version
+
+        parts.insert(0, f"tasksync {version('tasksync')}")
+    except Exception:  # noqa: BLE001 - best effort in an error report
+        parts.insert(0, "tasksync (unknown version)")
+    try:
+        import pygit2
+
+        parts.append(f"pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION})")
+    except Exception:  # noqa: BLE001
+        parts.append("pygit2 not importable")
+    return ", ".join(parts)
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def main(argv: Iterable[str] | None = None) -> NoReturn:
+    """Entry point of ``git-tasks`` and ``python -m tasksync``."""
+    from .errors import TaskSyncError
+
+    args = list(argv) if argv is not None else sys.argv[1:]
+    try:
+        code = cli.main(args=args, prog_name="git tasks", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail(130, "interrupted")
+    except click.UsageError as error:
+        error.show()
+        sys.exit(2)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except TaskSyncError as error:
+        _fail(1, f"error: {error}")
+    except BrokenPipeError:
+        # The reader went away (git tasks list | head): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
+    except Exception as error:  # noqa: BLE001 - the one place unexpected errors are reported
+        import traceback
+
+        traceback.print_exc()
+        _fail(
+            3,
+            f"unexpected error: {type(error).__name__}: {error}\n"
+            f"please report it with this output; versions: {_versions()}",
+        )
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,188 @@
+"""The one exception hierarchy of tasksync.
+
+Every error a caller can see derives from :class:`TaskSyncError`. Each subclass keeps what
+went wrong as attributes and says in its message what happened and what to do next. Where a
+builtin exception fits, it is inherited too, so ``except KeyError`` keeps working for callers
+that only know the builtin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class TaskSyncError(Exception):
+    """Base class of every error tasksync raises."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotARepository(TaskSyncError):
+    """The path is not inside a git repository."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        super().__init__(
+            f"not a git repository: {path}; run tasksync inside a repository "
+            "(or create one with `git init`)"
+        )
+
+
+class NotInitialized(TaskSyncError):
+    """The tasks ref does not exist yet."""
+
+    def __init__(self, ref: str) -> None:
+        self.ref = ref
+        super().__init__(f"no task store: {ref} does not exist; run `git tasks init` first")
+
+
+class ConfigError(TaskSyncError, ValueError):
+    """A git config value tasksync reads is invalid, or a required one is missing."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}; {fix}")
+
+
+class InvalidTaskId(TaskSyncError, ValueError):
+    """Text that should name a task is not an id."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__(
+            f"invalid task id {text!r}: use a number such as 1, 001, #001, md#001 or task#001"
+        )
+
+
+class TaskNotFound(TaskSyncError, KeyError):
+    """No task has the given id."""
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
+        super().__init__(f"task {task_id} not found; `git tasks list --all` shows every task")
+
+
+class AmbiguousTaskId(TaskSyncError, KeyError):
+    """Several tasks carry the same id (files written by older tools can have duplicates)."""
+
+    def __init__(self, task_id: str, lines: Iterable[int]) -> None:
+        self.task_id = task_id
+        self.lines = tuple(lines)
+        where = ", ".join(str(n) for n in self.lines)
+        super().__init__(
+            f"task id {task_id} appears more than once in process/tasks.md (lines {where}); "
+            "renumber the duplicates with `git tasks edit --raw` before changing them"
+        )
+
+
+class InvalidStatus(TaskSyncError, ValueError):
+    """A status name is not one of the known statuses."""
+
+    def __init__(self, text: str, valid: Iterable[str]) -> None:
+        self.text = text
+        self.valid = tuple(valid)
+        super().__init__(f"invalid status {text!r}: valid statuses are {', '.join(self.valid)}")
+
+
+class InvalidTitle(TaskSyncError, ValueError):
+    """A title that cannot be written as one task line."""
+
+    def __init__(self, title: str, reason: str) -> None:
+        self.title = title
+        self.reason = reason
+        super().__init__(f"invalid title {title!r}: {reason}")
+
+
+class InvalidDescription(TaskSyncError, ValueError):
+    """A description that would not read back as written."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"invalid description: {reason}")
+
+
+class FormatError(TaskSyncError, ValueError):
+    """Content on the tasks ref cannot be read (bad encoding, unexpected object)."""
+
+    def __init__(self, path: str, problem: str, oid: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.oid = oid
+        at = f" (object {oid})" if oid else ""
+        super().__init__(
+            f"{path}{at}: {problem}; fix the file with `git tasks edit --raw` "
+            "or restore an earlier version from `git log` of the tasks ref"
+        )
+
+
+class PreconditionFailed(TaskSyncError):
+    """An ``expect=`` precondition did not hold: somebody changed the field first."""
+
+    def __init__(self, task_id: str, field: str, expected: str, actual: str) -> None:
+        self.task_id = task_id
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+        super().__init__(
+            f"task {task_id}: {field} is {actual}, not {expected} as expected; "
+            f"re-read it with `git tasks get {task_id}` and decide again"
+        )
+
+
+class SpecNotFound(TaskSyncError, KeyError):
+    """The task has no spec file on the ref."""
+
+    def __init__(self, task_id: str, path: str | None) -> None:
+        self.task_id = task_id
+        self.path = path
+        where = f" ({path} is missing)" if path else ""
+        super().__init__(
+            f"task {task_id} has no spec file{where}; "
+            f"write one with `git tasks edit {task_id} --spec-file FILE`"
+        )
+
+
+class ContentionTimeout(TaskSyncError, TimeoutError):
+    """The ref could not be updated within the retry time cap."""
+
+    def __init__(
+        self,
+        ref: str,
+        seconds: float,
+        attempts: int,
+        lock_path: str | None = None,
+        lock_age: float | None = None,
+    ) -> None:
+        self.ref = ref
+        self.seconds = seconds
+        self.attempts = attempts
+        self.lock_path = lock_path
+        self.lock_age = lock_age
+        text = f"could not update {ref} within {seconds:.1f} s ({attempts} attempts)"
+        if lock_path is not None and lock_age is not None:
+            text += (
+                f": the lock file {lock_path} is {lock_age:.0f} s old and blocks every "
+                "writer; if no git or tasksync process is running, remove it "
+                f"(rm '{lock_path}') and try again"
+            )
+        else:
+            text += (
+                ": other writers kept moving it; try again, or raise the cap with "
+                "`git config tasks.retryTimeout SECONDS`"
+            )
+        super().__init__(text)
+
+
+class StoreError(TaskSyncError):
+    """Git refused an operation for a reason that retrying does not fix."""
+
+    def __init__(self, action: str, detail: str, fix: str) -> None:
+        self.action = action
+        self.detail = detail
+        super().__init__(f"{action} failed: {detail}; {fix}")

@@ -1,0 +1,303 @@
+"""Lossless reading and editing of ``process/tasks.md``; pure functions over ``str``.
+
+An :class:`Index` keeps the file as its original lines, each with its own line ending, and
+knows which lines are tasks. Rendering joins the lines back, so ``Index.parse(x).text == x``
+for every string. Edits replace, insert or remove only the lines an operation changes:
+headings, prose, fenced examples, blank-line style, CRLF and the presence or absence of a final
+newline all survive.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from .errors import AmbiguousTaskId, TaskNotFound
+from .model import Status, TaskId
+
+INDEX_PATH = "process/tasks.md"
+SPEC_DIR = "process/tasks"
+
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
+_TASK_HEAD = re.compile(r"- \[(.)\] ")
+# The id link that ends a title; the title runs up to the last one of these on the line.
+_ID_LINK = re.compile(r" \[(md#|#)(\d+)\]\(")
+_DESCRIPTION = re.compile(r"[ \t]+(?:- ?)?(.*)")
+
+
+def split_lines(text: str) -> tuple[str, ...]:
+    """Split ``text`` into lines that keep their endings; ``"".join`` restores it."""
+    return tuple(_LINE.findall(text))
+
+
+def _content(line: str) -> str:
+    """A line without its ending (``\\n`` or ``\\r\\n``)."""
+    if line.endswith("\n"):
+        line = line[:-1]
+        if line.endswith("\r"):
+            line = line[:-1]
+    return line
+
+
+def _is_blank(line: str) -> bool:
+    return not line.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLine:
+    """A task line of the index, with the description lines that follow it."""
+
+    line: int  # position of the task line in Index.lines
+    end: int  # one past its last description line
+    checkbox: str
+    title: str
+    id: TaskId
+    link: str
+    rest: str  # everything after the link's closing parenthesis
+    description: tuple[str, ...]
+    id_col: int  # column where the `` [ID](`` link starts
+
+    @property
+    def status(self) -> Status:
+        status = Status.from_checkbox(self.checkbox)
+        if status is None:  # pragma: no cover - parse only accepts known characters
+            raise AssertionError(self.checkbox)
+        return status
+
+    @property
+    def spec_path(self) -> str | None:
+        """The link as a path on the ref, or None when it leaves ``process/`` or is a URL."""
+        return resolve_link(self.link)
+
+
+def resolve_link(link: str) -> str | None:
+    """Map a link target as written in tasks.md to a path in the ref's tree.
+
+    Newer files link ``process/tasks/NNN-…``; older ones link ``tasks/NNN-…`` relative to
+    ``process/``. Anything that is a URL, absolute, or leaves ``process/`` is not a spec path.
+    """
+    target = link.strip().split("#", 1)[0]
+    if not target or "://" in target or target.startswith(("/", "\\")) or "\\" in target:
+        return None
+    if not target.startswith("process/"):
+        target = "process/" + target
+    normal = posixpath.normpath(target)
+    if not normal.startswith("process/") or normal != target.replace("/./", "/"):
+        return None
+    return normal
+
+
+def parse_task_line(content: str) -> tuple[str, str, TaskId, str, str, int] | None:
+    """Split one line (without its ending) into checkbox, title, id, link and the rest.
+
+    Returns None when the line is not a task line: it must start in column 0 with ``- [``,
+    one known checkbox character and ``] ``, and carry an `` [ID](link)`` after the title.
+    """
+    head = _TASK_HEAD.match(content)
+    if head is None or len(head.group(1)) != 1:
+        return None
+    checkbox = head.group(1)
+    body_start = head.end()
+    for match in reversed(list(_ID_LINK.finditer(content, body_start - 1))):
+        close = content.find(")", match.end())
+        if close < 0:
+            continue
+        title = content[body_start : match.start()] if match.start() >= body_start else ""
+        task_id = TaskId(int(match.group(2)), match.group(1))
+        link, rest = content[match.end() : close], content[close + 1 :]
+        return checkbox, title, task_id, link, rest, match.start()
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """A parsed ``process/tasks.md``."""
+
+    lines: tuple[str, ...]
+    tasks: tuple[TaskLine, ...]
+    # Numbers of task-shaped lines whose checkbox is unknown: not tasks, but never reused.
+    reserved: frozenset[int] = frozenset()
+
+    @classmethod
+    def parse(cls, text: str) -> Index:
+        return cls.from_lines(split_lines(text))
+
+    @classmethod
+    def from_lines(cls, lines: tuple[str, ...]) -> Index:
+        tasks: list[TaskLine] = []
+        reserved: set[int] = set()
+        in_fence = False
+        i = 0
+        count = len(lines)
+        while i < count:
+            content = _content(lines[i])
+            if content.lstrip().startswith("```"):
+                in_fence = not in_fence
+                i += 1
+                continue
+            if in_fence or not content.startswith("- ["):
+                i += 1
+                continue
+            parsed = parse_task_line(content)
+            if parsed is None:
+                i += 1
+                continue
+            checkbox, title, task_id, link, rest, id_col = parsed
+            if Status.from_checkbox(checkbox) is None:
+                reserved.add(task_id.number)
+                i += 1
+                continue
+            end = i + 1
+            description: list[str] = []
+            while end < count:
+                following = _content(lines[end])
+                if _is_blank(following) or following.lstrip().startswith("```"):
+                    break
+                bullet = _DESCRIPTION.fullmatch(following)
+                if bullet is None:
+                    break
+                description.append(bullet.group(1))
+                end += 1
+            tasks.append(
+                TaskLine(
+                    i, end, checkbox, title, task_id, link, rest, tuple(description), id_col
+                )
+            )
+            i = end
+        return cls(lines, tuple(tasks), frozenset(reserved))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def __iter__(self) -> Iterator[TaskLine]:
+        return iter(self.tasks)
+
+    # -- lookups ------------------------------------------------------------------------------
+
+    def find(self, task_id: TaskId) -> TaskLine:
+        """The task with ``task_id``'s number; raise when there is none or more than one."""
+        found = [t for t in self.tasks if t.id.number == task_id.number]
+        if len(found) > 1:
+            exact = [t for t in found if t.id.prefix == task_id.prefix]
+            found = exact if len(exact) == 1 else found
+        if not found:
+            raise TaskNotFound(str(self.style_id(task_id.number)))
+        if len(found) > 1:
+            raise AmbiguousTaskId(str(found[0].id), (t.line + 1 for t in found))
+        return found[0]
+
+    def next_id(self) -> TaskId:
+        """Highest numeric id + 1 in the file's id style (``#001`` for an empty file)."""
+        numbers = [t.id.number for t in self.tasks] + list(self.reserved)
+        return self.style_id(max(numbers, default=0) + 1)
+
+    def style_id(self, number: int) -> TaskId:
+        """``number`` written in the id style of this file (that of its last task)."""
+        prefix = self.tasks[-1].id.prefix if self.tasks else "#"
+        return TaskId(number, prefix)
+
+    def link_for(self, task_id: TaskId, slug: str) -> str:
+        """The link a new task gets, following the style of the file's last task."""
+        name = f"{task_id.digits}-{slug}.md"
+        if self.tasks and resolve_link(self.tasks[-1].link) is not None:
+            last = self.tasks[-1].link
+            if last.startswith("tasks/"):
+                return f"tasks/{name}"
+        return f"{SPEC_DIR}/{name}"
+
+    # -- edits ----------------------------------------------------------------------------------
+
+    def with_checkbox(self, task: TaskLine, checkbox: str) -> Index:
+        """Rewrite only the checkbox character of ``task``'s line."""
+        old = self.lines[task.line]
+        new_line = old[:3] + checkbox + old[4:]
+        lines = self.lines[: task.line] + (new_line,) + self.lines[task.line + 1 :]
+        updated = replace(task, checkbox=checkbox)
+        tasks = tuple(updated if t is task else t for t in self.tasks)
+        return Index(lines, tasks, self.reserved)
+
+    def with_title(self, task: TaskLine, title: str) -> Index:
+        """Replace only the title part of ``task``'s line."""
+        old = self.lines[task.line]
+        new_line = f"- [{task.checkbox}] {title}{old[task.id_col :]}"
+        return self._splice(task.line, task.line + 1, (new_line,))
+
+    def with_description(self, task: TaskLine, description: str) -> Index:
+        """Replace ``task``'s description bullets with one bullet per line of ``description``."""
+        eol = self.eol
+        indent = "  "
+        if task.end > task.line + 1:
+            first = self.lines[task.line + 1]
+            indent = first[: len(first) - len(first.lstrip(" \t"))]
+        bullets = tuple(
+            f"{indent}- {text.strip()}{eol}" for text in description.splitlines() if text.strip()
+        )
+        return self._splice(task.line + 1, task.end, bullets)
+
+    def with_task_added(self, line: str) -> Index:
+        """Append a task line after the last task, in the file's blank-line and EOL style."""
+        eol = self.eol
+        if self.tasks:
+            at = self.tasks[-1].end
+            if not self._blank_separated():
+                return self._splice(at, at, (line + eol,))
+            if at < len(self.lines) and _is_blank(self.lines[at]):
+                # Reuse the blank line that already follows the last task.
+                return self._splice(at + 1, at + 1, (line + eol, eol))
+            return self._splice(at, at, (eol, line + eol))
+        at = len(self.lines)
+        if self.lines and not _is_blank(self.lines[-1]):
+            return self._splice(at, at, (eol, line + eol))
+        return self._splice(at, at, (line + eol,))
+
+    def without(self, task: TaskLine) -> Index:
+        """Remove ``task``'s line and its description, keeping the blank-line style."""
+        start, end = task.line, task.end
+        lines = self.lines
+        before_blank = start > 0 and _is_blank(lines[start - 1])
+        if before_blank and end < len(lines) and _is_blank(lines[end]):
+            end += 1
+        elif before_blank and end == len(lines):
+            start -= 1
+        return self._splice(start, end, ())
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    @property
+    def eol(self) -> str:
+        """The file's line ending: that of its first line, ``\\n`` when it has none."""
+        for line in self.lines:
+            if line.endswith("\n"):
+                return "\r\n" if line.endswith("\r\n") else "\n"
+        return "\n"
+
+    def _blank_separated(self) -> bool:
+        """Whether the last two tasks are separated by blank lines only."""
+        if len(self.tasks) < 2:
+            return False
+        before, last = self.tasks[-2], self.tasks[-1]
+        gap = self.lines[before.end : last.line]
+        return bool(gap) and all(_is_blank(line) for line in gap)
+
+    def _splice(self, start: int, end: int, new: tuple[str, ...]) -> Index:
+        """Replace ``lines[start:end]`` with ``new`` (lines that end in an EOL).
+
+        Keeps the file's final-newline state: an old unterminated last line that is no longer
+        last gets an ending, and a new last line loses its ending when the file had none.
+        """
+        final_newline = not self.lines or self.lines[-1].endswith("\n")
+        lines = list(self.lines[:start]) + list(new) + list(self.lines[end:])
+        for i in range(len(lines) - 1):
+            if not lines[i].endswith("\n"):
+                lines[i] += self.eol
+        if lines and not final_newline:
+            lines[-1] = _content(lines[-1])
+        return Index.from_lines(tuple(lines))
+
+
+def task_line(checkbox: str, title: str, task_id: TaskId, link: str) -> str:
+    """One task line without its ending."""
+    return f"- [{checkbox}] {title} [{task_id}]({link})"

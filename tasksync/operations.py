@@ -1,0 +1,239 @@
+"""Task operations as pure functions from a snapshot of the ref to a change.
+
+An operation never reads git itself: it gets a :class:`Snapshot` (the parsed index and a
+reader for other files of the same commit) and returns a :class:`Change`. The store applies it
+inside its compare-and-swap loop, and applies it again to a newer snapshot when another writer
+got there first; so ids are allocated, and preconditions checked, against the tip that is
+actually replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .errors import PreconditionFailed, SpecNotFound
+from .markdown import INDEX_PATH, SPEC_DIR, Index, TaskLine, task_line
+from .model import Status, Task, TaskId, check_title, slugify
+from .spec import check_description, context, new_spec, spec_title, with_context, with_title
+
+Trailers = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """The task files of one commit of the ref."""
+
+    index: Index
+    read: Callable[[str], str | None]  # text of another file of the same commit, or None
+    commit: str | None = None
+
+    def task(self, entry: TaskLine) -> Task:
+        """The record of one index entry, with its description."""
+        return task_record(entry, self.read)
+
+    def spec_text(self, entry: TaskLine) -> str | None:
+        path = entry.spec_path
+        return self.read(path) if path is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one operation does to the ref: new index, other files, and its commit message."""
+
+    index: Index | None  # None: tasks.md unchanged
+    files: tuple[tuple[str, str | None], ...]  # path → new text, or None to remove
+    summary: str
+    trailers: Trailers
+    task: Task | None
+
+    @property
+    def message(self) -> str:
+        body = "".join(f"{key}: {value}\n" for key, value in self.trailers)
+        return f"{self.summary}\n\n{body}"
+
+
+def task_record(entry: TaskLine, read: Callable[[str], str | None]) -> Task:
+    """Build the :class:`Task` for ``entry``: its description is the spec's ``## Context``
+    when the spec has one, otherwise the description bullets under the index line."""
+    path = entry.spec_path
+    description = "\n".join(entry.description)
+    if path is not None:
+        text = read(path)
+        found = context(text) if text is not None else None
+        if found is not None:
+            description = found
+    return Task(entry.id, entry.title, entry.status, path, description)
+
+
+def _trailers(operation: str, task_id: TaskId, *extra: tuple[str, str]) -> Trailers:
+    return (("Tasksync-Operation", operation), ("Tasksync-Task", str(task_id)), *extra)
+
+
+def _quote(title: str) -> str:
+    return f"\u201c{title}\u201d"
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    title: str
+    description: str = ""
+    spec: str | None = None
+    status: Status = Status.TODO
+
+    def __call__(self, snap: Snapshot) -> Change:
+        title = check_title(self.title)
+        description = check_description(self.description)
+        index = snap.index
+        task_id = index.next_id()
+        link = index.link_for(task_id, slugify(title))
+        new_index = index.with_task_added(task_line(self.status.checkbox, title, task_id, link))
+        entry = new_index.find(task_id)
+        spec_path = entry.spec_path or f"{SPEC_DIR}/{task_id.digits}-{slugify(title)}.md"
+        if self.spec is None:
+            text = new_spec(task_id, title, description)
+        else:
+            text = with_title(self.spec, task_id, title) if spec_title(self.spec) else self.spec
+            if description:
+                text = with_context(text, description)
+        files = ((spec_path, text),)
+        task = task_record(entry, dict(files).get)
+        return Change(
+            new_index,
+            files,
+            f"{task_id}: created {_quote(title)} ({self.status.value})",
+            _trailers(
+                "create",
+                task_id,
+                ("Tasksync-Title", title),
+                ("Tasksync-Status", self.status.value),
+            ),
+            task,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SetStatus:
+    task_id: TaskId
+    status: Status
+    expect: Status | None = None
+
+    def __call__(self, snap: Snapshot) -> Change | Task:
+        entry = snap.index.find(self.task_id)
+        old = entry.status
+        if self.expect is not None and old is not self.expect:
+            raise PreconditionFailed(str(entry.id), "status", self.expect.value, old.value)
+        if old is self.status:
+            return snap.task(entry)
+        new_index = snap.index.with_checkbox(entry, self.status.checkbox)
+        return Change(
+            new_index,
+            (),
+            f"{entry.id}: status {old.value} \u2192 {self.status.value}",
+            _trailers(
+                "set-status", entry.id, ("Tasksync-Status", f"{old.value} -> {self.status.value}")
+            ),
+            snap.task(new_index.find(entry.id)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    task_id: TaskId
+    title: str | None = None
+    description: str | None = None
+    spec: str | None = None
+
+    def __call__(self, snap: Snapshot) -> Change | Task:
+        entry = snap.index.find(self.task_id)
+        before = snap.task(entry)
+        index = snap.index
+        old_spec = snap.spec_text(entry)
+        spec = old_spec if self.spec is None else self.spec
+        said: list[str] = []
+        extra: list[tuple[str, str]] = []
+        if self.title is not None:
+            title = check_title(self.title)
+            if title != entry.title:
+                index = index.with_title(entry, title)
+                entry = index.find(entry.id)
+                said.append(f"title {_quote(before.title)} \u2192 {_quote(title)}")
+                extra.append(("Tasksync-Title", title))
+                if spec is not None and self.spec is None:
+                    spec = with_title(spec, entry.id, title)
+        if self.description is not None:
+            description = check_description(self.description)
+            if description != before.description:
+                said.append("description")
+            if entry.description and tuple(description.split("\n")) != entry.description:
+                index = index.with_description(entry, description)
+                entry = index.find(entry.id)
+            if spec is None:
+                spec = new_spec(entry.id, entry.title, description)
+            elif context(spec) != description:
+                spec = with_context(spec, description)
+        if self.spec is not None and self.spec != old_spec:
+            said.append("spec")
+        files: tuple[tuple[str, str | None], ...] = ()
+        if spec is not None and spec != old_spec:
+            if entry.spec_path is None:
+                raise SpecNotFound(str(entry.id), None)
+            files = ((entry.spec_path, spec),)
+        if index is snap.index and not files:
+            return before
+        fields = [part.split(" ", 1)[0] for part in said] or ["spec"]
+        written = dict(files)
+        return Change(
+            None if index is snap.index else index,
+            files,
+            f"{entry.id}: changed {', '.join(said) or 'spec'}",
+            _trailers("update", entry.id, ("Tasksync-Fields", ", ".join(fields)), *extra),
+            task_record(entry, lambda path: written[path] if path in written else snap.read(path)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    task_id: TaskId
+
+    def __call__(self, snap: Snapshot) -> Change:
+        entry = snap.index.find(self.task_id)
+        task = snap.task(entry)
+        files: tuple[tuple[str, str | None], ...] = ()
+        path = entry.spec_path
+        if path is not None and path.startswith(SPEC_DIR + "/") and snap.read(path) is not None:
+            files = ((path, None),)
+        return Change(
+            snap.index.without(entry),
+            files,
+            f"{entry.id}: deleted {_quote(entry.title)}",
+            _trailers("delete", entry.id, ("Tasksync-Title", entry.title)),
+            task,
+        )
+
+
+INITIAL_INDEX = "# Tasks\n"
+
+
+def initial_change() -> Change:
+    """The first commit of a new store: an index with a heading and no tasks."""
+    return Change(
+        Index.parse(INITIAL_INDEX),
+        (),
+        "tasks: initialized the task store",
+        (("Tasksync-Operation", "init"),),
+        None,
+    )
+
+
+__all__ = [
+    "INDEX_PATH",
+    "Change",
+    "Create",
+    "Delete",
+    "SetStatus",
+    "Snapshot",
+    "Update",
+    "initial_change",
+    "task_record",
+]
