@@ -48,6 +48,7 @@ __all__ = [
     "StoreError",
     "Task",
     "TaskId",
+    "TaskNotFound",
     "TaskStore",
     "TaskSyncError",
     "__version__",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 from collections.abc import Iterable
@@ -109,12 +110,15 @@ class TaskStore:
         result, commit = self._tx.run(operation)
         self.last_commit = commit
         task = result.task if isinstance(result, Change) else result
-        assert isinstance(task, Task)
+        if not isinstance(task, Task):  # pragma: no cover - every write operation yields a task
+            raise TypeError(f"{type(operation).__name__} produced no task")
         return task
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def list(self, status: Status | str | None = None, include_done: bool = False) -> list[Task]:
+    def list(
+        self, status: Status | str | None = None, include_done: bool = False
+    ) -> builtins.list[Task]:
         """Tasks in file order; DONE and CLOSED only with ``include_done`` or when asked for."""
         snap = self._tx.snapshot()
         wanted = None if status is None else _status(status)
@@ -144,16 +148,16 @@ class TaskStore:
         """``process/tasks.md`` as it is on the ref now."""
         return self._tx.snapshot().index.text
 
-    def history(self, task: TaskRef | None = None, limit: int | None = None) -> list[HistoryEntry]:
+    def history(
+        self, task: TaskRef | None = None, limit: int | None = None
+    ) -> builtins.list[HistoryEntry]:
         """Operations on the ref, newest first; only those touching ``task`` when given."""
         wanted = None if task is None else task_id(task).number
         out: list[HistoryEntry] = []
         tip = self._repo.tip(self.ref)
         for commit in self._repo.first_parents(tip):
             entry = history_entry(commit)
-            if wanted is not None and not any(
-                _number(i) == wanted for i in entry.task_ids
-            ):
+            if wanted is not None and not any(_number(i) == wanted for i in entry.task_ids):
                 continue
             out.append(entry)
             if limit is not None and len(out) >= limit:

@@ -41,7 +41,8 @@ def _json(value: object) -> None:
 
 
 def _task_line(task: Task, width: int) -> str:
-    return f"{str(task.id).ljust(width)}  [{task.status.checkbox}] {task.status.value:<11}  {task.title}"
+    status = f"[{task.status.checkbox}] {task.status.value:<11}"
+    return f"{str(task.id).ljust(width)}  {status}  {task.title}"
 
 
 @click.group(context_settings=CONTEXT)
@@ -75,7 +76,9 @@ def init(ctx: click.Context) -> None:
 
 
 @cli.command("list")
-@click.option("--status", "status", metavar="STATUS", help=f"Only tasks with STATUS ({STATUS_NAMES}).")
+@click.option(
+    "--status", "status", metavar="STATUS", help=f"Only tasks with STATUS ({STATUS_NAMES})."
+)
 @click.option("--all", "include_done", is_flag=True, help="Include DONE and CLOSED tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of task objects.")
 @click.pass_context
@@ -144,7 +147,9 @@ def _read_file(path: Path | None) -> str | None:
 
 @cli.command()
 @click.argument("title", required=False)
-@click.option("--description", "-d", default="", help="The task's description (its spec's Context).")
+@click.option(
+    "--description", "-d", default="", help="The task's description (its spec's Context)."
+)
 @click.option(
     "--spec-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -211,7 +216,9 @@ def delete(ctx: click.Context, task_id: str, force: bool) -> None:
     if not force:
         task = store.get(task_id)
         if not sys.stdin.isatty():
-            raise click.UsageError(f"refusing to delete {task.id} without --force (no terminal to ask)")
+            raise click.UsageError(
+                f"refusing to delete {task.id} without --force (no terminal to ask)"
+            )
         click.confirm(f"Delete {task.id} {task.title!r}?", abort=True)
     task = store.delete(task_id)
     click.echo(f"Deleted {task.id} {task.title}")
@@ -266,13 +273,13 @@ def _versions() -> str:
         from importlib.metadata import version
 
         parts.insert(0, f"tasksync {version('tasksync')}")
-    except Exception:  # noqa: BLE001 - best effort in an error report
+    except Exception:
         parts.insert(0, "tasksync (unknown version)")
     try:
         import pygit2
 
-        parts.append(f"pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION})")
-    except Exception:  # noqa: BLE001
+        parts.append(f"pygit2 {pygit2.__version__} (libgit2 {pygit2.LIBGIT2_VERSION})")  # type: ignore[attr-defined]
+    except Exception:
         parts.append("pygit2 not importable")
     return ", ".join(parts)
 
@@ -303,7 +310,7 @@ def main(argv: Iterable[str] | None = None) -> NoReturn:
         # The reader went away (git tasks list | head): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
-    except Exception as error:  # noqa: BLE001 - the one place unexpected errors are reported
+    except Exception as error:  # the one place unexpected errors are reported
         import traceback
 
         traceback.print_exc()

@@ -49,7 +49,9 @@ def _tasks(cwd: Path, label: str, *args: str) -> Iterator[str]:
     for line in (done.stdout + done.stderr).splitlines():
         yield f"    {line}"
     if done.returncode != 0:
-        raise TaskSyncError(f"the demo step `git tasks {' '.join(args)}` failed ({done.returncode})")
+        raise TaskSyncError(
+            f"the demo step `git tasks {' '.join(args)}` failed ({done.returncode})"
+        )
 
 
 def _quote(arg: str) -> str:
@@ -70,7 +72,9 @@ def run_demo(keep: bool = False) -> Iterator[str]:
         yield f"  {session.name}/  a linked worktree (git worktree add)"
         yield ""
         yield from _tasks(main, "main", "init")
-        yield from _tasks(main, "main", "create", "Enhance task sync", "--description", "Make sessions agree")
+        yield from _tasks(
+            main, "main", "create", "Enhance task sync", "--description", "Make sessions agree"
+        )
         yield from _tasks(main, "main", "create", "Write the docs")
         yield from _tasks(session, "session", "status", "set", "1", "IN-PROGRESS")
         yield "  (no commit, fetch or checkout in between)"

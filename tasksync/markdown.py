@@ -161,9 +161,7 @@ class Index:
                 description.append(bullet.group(1))
                 end += 1
             tasks.append(
-                TaskLine(
-                    i, end, checkbox, title, task_id, link, rest, tuple(description), id_col
-                )
+                TaskLine(i, end, checkbox, title, task_id, link, rest, tuple(description), id_col)
             )
             i = end
         return cls(lines, tuple(tasks), frozenset(reserved))
@@ -214,7 +212,7 @@ class Index:
         """Rewrite only the checkbox character of ``task``'s line."""
         old = self.lines[task.line]
         new_line = old[:3] + checkbox + old[4:]
-        lines = self.lines[: task.line] + (new_line,) + self.lines[task.line + 1 :]
+        lines = (*self.lines[: task.line], new_line, *self.lines[task.line + 1 :])
         updated = replace(task, checkbox=checkbox)
         tasks = tuple(updated if t is task else t for t in self.tasks)
         return Index(lines, tasks, self.reserved)

@@ -159,7 +159,9 @@ _SLUG_RUN = re.compile(r"[^a-z0-9]+")
 # Characters that would let a title break its line or mislead a reader: line breaks and other
 # controls (category Cc), Unicode line/paragraph separators, and bidirectional overrides and
 # isolates that reorder what a reader sees.
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 _LINE_SEPARATORS = frozenset("\u0085\u2028\u2029")
 _FORGED_LINK = re.compile(r"\]\s*\(")
 

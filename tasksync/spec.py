@@ -80,9 +80,7 @@ def with_context(text: str, description: str) -> str:
     body = tuple(f"{line}{eol}" for line in description.split("\n")) if description else ()
     span = _context_span(lines)
     if span is None:
-        at = next(
-            (i + 1 for i, line in enumerate(lines) if _strip_eol(line).startswith("# ")), 0
-        )
+        at = next((i + 1 for i, line in enumerate(lines) if _strip_eol(line).startswith("# ")), 0)
         block = (eol, f"## Context{eol}", eol, *body)
         if at and not lines[at - 1].endswith("\n"):
             lines = (*lines[: at - 1], lines[at - 1] + eol, *lines[at:])

@@ -38,6 +38,8 @@ from .operations import Change, Snapshot
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from filelock import BaseFileLock
+
 T = TypeVar("T")
 
 _PARSE_CACHE: OrderedDict[str, Index] = OrderedDict()
@@ -154,9 +156,7 @@ class Repo:
     def _commit(self, commit_id: str) -> pygit2.Commit:
         obj = self._repo.get(commit_id)
         if obj is None:
-            raise FormatError(
-                commit_id, "the tasks ref points at a missing object", oid=commit_id
-            )
+            raise FormatError(commit_id, "the tasks ref points at a missing object", oid=commit_id)
         if not isinstance(obj, pygit2.Commit):
             raise FormatError(commit_id, f"is a {obj.type_str}, not a commit", oid=commit_id)
         return obj
@@ -220,8 +220,7 @@ class Repo:
         base = self._commit(parent).tree if parent is not None else None
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
-            text = change.index.text
-            oid = repo.create_blob(text.encode("utf-8"))
+            oid = repo.create_blob(change.index.text.encode("utf-8"))
             _remember(_PARSE_CACHE, str(oid), change.index, _PARSE_CACHE_SIZE)
             blobs[INDEX_PATH] = oid
         for path, text in change.files:
@@ -233,7 +232,9 @@ class Repo:
         parents = [pygit2.Oid(hex=parent)] if parent is not None else []
         return str(repo.create_commit(None, author, committer, change.message, tree, parents))
 
-    def _write_tree(self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None]) -> pygit2.Oid:
+    def _write_tree(
+        self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None]
+    ) -> pygit2.Oid:
         repo = self._repo
         builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
         groups: dict[str, dict[str, pygit2.Oid | None]] = {}
@@ -248,12 +249,10 @@ class Repo:
                 builder.insert(head, oid, pygit2.GIT_FILEMODE_BLOB)
         for name, inner in groups.items():
             existing = builder.get(name)
-            sub = None
-            if existing is not None and existing.type_str == "tree":
-                sub = repo.get(existing.id)
-            assert sub is None or isinstance(sub, pygit2.Tree)
-            oid = self._write_tree(sub, inner)
-            if len(repo.get(oid)) == 0:  # type: ignore[arg-type]
+            found = repo.get(existing.id) if existing is not None else None
+            oid = self._write_tree(found if isinstance(found, pygit2.Tree) else None, inner)
+            written = repo.get(oid)
+            if isinstance(written, pygit2.Tree) and len(written) == 0:
                 if existing is not None:
                     builder.remove(name)
             else:
@@ -306,7 +305,9 @@ def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
 
 def _check_path(path: str) -> None:
     parts = path.split("/")
-    if parts[0] != "process" or any(p in ("", ".", "..") or not _PATH_OK.fullmatch(p) for p in parts):
+    if parts[0] != "process" or any(
+        p in ("", ".", "..") or not _PATH_OK.fullmatch(p) for p in parts
+    ):
         raise FormatError(path, "refusing to write a path outside process/ or with odd characters")
 
 
@@ -382,7 +383,9 @@ def _parse_date(text: str) -> tuple[int, int]:
 def _signature(identity: Identity) -> pygit2.Signature:
     if identity.time is None:
         now = time.time()
-        offset = int((datetime.fromtimestamp(now).astimezone().utcoffset() or timedelta(0)).total_seconds())
+        offset = int(
+            (datetime.fromtimestamp(now).astimezone().utcoffset() or timedelta(0)).total_seconds()
+        )
         return pygit2.Signature(identity.name, identity.email, int(now), offset // 60)
     return pygit2.Signature(identity.name, identity.email, identity.time, identity.offset or 0)
 
@@ -397,7 +400,7 @@ class _WriterLock:
         self._path = path
         self._deadline = deadline
         self._ref = ref
-        self._lock: object | None = None
+        self._lock: BaseFileLock | None = None
 
     def __enter__(self) -> _WriterLock:
         if self._path is None:
@@ -423,9 +426,6 @@ class _WriterLock:
         traceback: TracebackType | None,
     ) -> None:
         if self._lock is not None:
-            import filelock
-
-            assert isinstance(self._lock, filelock.BaseFileLock)
             self._lock.release()
 
 

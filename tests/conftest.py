@@ -1,0 +1,100 @@
+"""Shared fixtures: a sealed environment and real repositories in ``tmp_path``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pygit2
+import pytest
+from hypothesis import HealthCheck, settings
+
+from tasksync import TaskStore
+
+settings.register_profile(
+    "ci", max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("dev", max_examples=100, deadline=None)
+settings.register_profile(
+    "deep", max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck)
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_AUTHOR_DATE": "@1700000000 +0000",
+    "GIT_COMMITTER_NAME": "Test Committer",
+    "GIT_COMMITTER_EMAIL": "committer@example.com",
+    "GIT_COMMITTER_DATE": "@1700000000 +0000",
+}
+
+
+@pytest.fixture(autouse=True)
+def hermetic_seal(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No user or system git config, a pinned identity and date, an empty HOME."""
+    home = tmp_path_factory.mktemp("home")
+    for key in list(os.environ):
+        if key.startswith(("GIT_", "TASKSYNC_")):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
+    monkeypatch.setenv("EDITOR", "false")
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    levels = (
+        pygit2.enums.ConfigLevel.GLOBAL,
+        pygit2.enums.ConfigLevel.XDG,
+        pygit2.enums.ConfigLevel.SYSTEM,
+        pygit2.enums.ConfigLevel.PROGRAMDATA,
+    )
+    saved = {level: pygit2.settings.search_path[level] for level in levels}
+    for level in levels:
+        pygit2.settings.search_path[level] = str(home)
+    yield
+    for level, value in saved.items():
+        pygit2.settings.search_path[level] = value
+
+
+def git(cwd: Path, *args: str, check: bool = True) -> str:
+    """Run the real git CLI and return its stdout."""
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A non-bare repository with one commit on its main branch."""
+    path = tmp_path / "repo"
+    git(tmp_path, "init", "-q", "-b", "main", str(path))
+    git(path, "commit", "-q", "--allow-empty", "-m", "first")
+    return path
+
+
+@pytest.fixture
+def worktree(repo: Path) -> Path:
+    """A linked worktree of ``repo`` on its own branch."""
+    path = repo.parent / "session"
+    git(repo, "worktree", "add", "-q", "-b", "session", str(path))
+    return path
+
+
+@pytest.fixture
+def store(repo: Path) -> TaskStore:
+    """An initialized task store in ``repo``."""
+    opened = TaskStore.open(repo)
+    opened.init()
+    return opened
+
+
+def tasks_md(path: Path, ref: str = "refs/tasks/main") -> str:
+    """``process/tasks.md`` on the ref, read with the git CLI (not through tasksync)."""
+    return git(path, "show", f"{ref}:process/tasks.md")
