@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from .errors import SpecNotFound
 from .model import HistoryEntry, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
-from .store import Commit, Repo, Transactor
+from .store import Commit, Repo
+from .transaction import Transactor
 from .workspace import Workspace
 
 TaskRef = str | int | TaskId

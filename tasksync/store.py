@@ -1,44 +1,28 @@
-"""Objects, refs, compare-and-swap and retry: the only module that imports pygit2.
+"""Objects and refs: the only module that imports pygit2.
 
-A write is one transaction: read the tip, apply a pure operation to a snapshot of it, write
-blobs, trees and a commit, then move the ref with a compare-and-swap against the tip that was
-read. When the ref moved, a lock was busy or an object write failed, the outcome is decided by
-re-reading the ref, never by an error's text; the operation is applied again to the new tip
-after a jittered backoff, until the time cap. A kernel file lock in the common git dir makes
-same-machine writers take turns; the compare-and-swap alone keeps every update.
+Reads turn commits into :class:`~tasksync.operations.Snapshot` objects (parsing tasks.md once
+per blob id); writes turn a :class:`~tasksync.operations.Change` into blobs, trees and a commit,
+and move a ref only by compare-and-swap (:meth:`Repo.set_if_equals`). Every failure of a write
+reaches the caller as :class:`WriteFailed`, whose cause the caller decides by re-reading the ref,
+never by an error's text. pygit2 objects never leave this module.
 """
 
 from __future__ import annotations
 
 import os
-import random
 import re
-import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import pygit2
 
-from .errors import (
-    ConfigError,
-    ContentionTimeout,
-    FormatError,
-    NotARepository,
-    NotInitialized,
-    StoreError,
-    TaskSyncError,
-)
+from .errors import ConfigError, FormatError, NotARepository, StoreError
+from .identity import Identity, Signatures
 from .markdown import INDEX_PATH, Index
 from .operations import Change, Snapshot
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-    from filelock import BaseFileLock
 
 T = TypeVar("T")
 
@@ -71,8 +55,11 @@ class Commit:
     offset_minutes: int
 
 
-class _Moved(Exception):
-    """The ref is not at the value the transaction started from."""
+class WriteFailed(Exception):
+    """A write did not land: the ref moved, a lock was busy, or git failed to write.
+
+    Internal to the write path: the transaction loop catches it and re-reads the ref.
+    """
 
 
 class Repo:
@@ -214,8 +201,14 @@ class Repo:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def write_commit(self, parent: str | None, change: Change, signature: Signature) -> str:
+    def write_commit(self, parent: str | None, change: Change, signatures: Signatures) -> str:
         """Write the blobs, trees and commit of ``change`` on top of ``parent``."""
+        try:
+            return self._write_commit(parent, change, signatures)
+        except (pygit2.GitError, OSError) as error:
+            raise WriteFailed(str(error)) from error
+
+    def _write_commit(self, parent: str | None, change: Change, signatures: Signatures) -> str:
         repo = self._repo
         base = self._commit(parent).tree if parent is not None else None
         blobs: dict[str, pygit2.Oid | None] = {}
@@ -227,8 +220,8 @@ class Repo:
             _check_path(path)
             blobs[path] = None if text is None else repo.create_blob(text.encode("utf-8"))
         tree = self._write_tree(base, blobs)
-        author = signature.author()
-        committer = signature.committer()
+        author = _signature(signatures.author)
+        committer = _signature(signatures.committer)
         parents = [pygit2.Oid(hex=parent)] if parent is not None else []
         return str(repo.create_commit(None, author, committer, change.message, tree, parents))
 
@@ -259,21 +252,34 @@ class Repo:
                 builder.insert(name, oid, pygit2.GIT_FILEMODE_TREE)
         return builder.write()
 
-    def set_if_equals(
-        self, ref: str, expected: str | None, new: str, message: str, signature: Signature
-    ) -> None:
-        """Move ``ref`` from ``expected`` (None: absent) to ``new``, or raise ``_Moved``."""
+    def set_if_equals(self, ref: str, expected: str | None, new: str, message: str) -> None:
+        """Move ``ref`` from ``expected`` (None: absent) to ``new``, or raise WriteFailed.
+
+        The comparison happens under git's ref lock: for an existing ref libgit2 compares
+        against the value the Reference was looked up with; an absent ref is created inside a
+        ref transaction, because ``references.create`` checks existence before locking.
+        """
+        try:
+            self._set_if_equals(ref, expected, new, message)
+        except (pygit2.GitError, OSError, KeyError, ValueError) as error:
+            raise WriteFailed(str(error)) from error
+
+    def add_if_new(self, ref: str, new: str, message: str) -> None:
+        """Create ``ref`` at ``new`` only if it does not exist, or raise WriteFailed."""
+        self.set_if_equals(ref, None, new, message)
+
+    def _set_if_equals(self, ref: str, expected: str | None, new: str, message: str) -> None:
         repo = self._repo
         if expected is None:
             with repo.transaction() as txn:
                 txn.lock_ref(ref)
                 if repo.references.get(ref) is not None:
-                    raise _Moved
+                    raise WriteFailed
                 txn.set_target(ref, new, message=message)
             return
         reference = repo.references.get(ref)
         if reference is None or str(reference.target) != expected:
-            raise _Moved
+            raise WriteFailed
         reference.set_target(new, message)
 
     def ensure_reflog(self, ref: str) -> None:
@@ -311,227 +317,6 @@ def _check_path(path: str) -> None:
         raise FormatError(path, "refusing to write a path outside process/ or with odd characters")
 
 
-# -- identity -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    name: str
-    email: str
-    time: int | None  # None: now
-    offset: int | None  # minutes east of UTC
-
-
-class Signature:
-    """Author and committer as git would pick them: environment first, then config."""
-
-    def __init__(self, author: Identity, committer: Identity) -> None:
-        self._author = author
-        self._committer = committer
-
-    @classmethod
-    def resolve(cls, repo: Repo) -> Signature:
-        return cls(_identity(repo, "AUTHOR"), _identity(repo, "COMMITTER"))
-
-    def author(self) -> pygit2.Signature:
-        return _signature(self._author)
-
-    def committer(self) -> pygit2.Signature:
-        return _signature(self._committer)
-
-
-def _identity(repo: Repo, role: str) -> Identity:
-    name = os.environ.get(f"GIT_{role}_NAME") or repo.config("user.name")
-    email = os.environ.get(f"GIT_{role}_EMAIL") or repo.config("user.email")
-    if not name or not email:
-        missing = "user.name" if not name else "user.email"
-        raise ConfigError(
-            missing,
-            "git has no identity to record who changed the tasks",
-            'run `git config --global user.name "Your Name"` and '
-            '`git config --global user.email "you@example.com"`',
-        )
-    date = os.environ.get(f"GIT_{role}_DATE")
-    when, offset = _parse_date(date) if date else (None, None)
-    return Identity(name, email, when, offset)
-
-
-_RAW_DATE = re.compile(r"@?(\d+)(?: ([+-])(\d\d)(\d\d))?")
-
-
-def _parse_date(text: str) -> tuple[int, int]:
-    match = _RAW_DATE.fullmatch(text.strip())
-    if match:
-        offset = 0
-        if match.group(2):
-            offset = int(match.group(3)) * 60 + int(match.group(4))
-            offset = -offset if match.group(2) == "-" else offset
-        return int(match.group(1)), offset
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(
-            "GIT_AUTHOR_DATE/GIT_COMMITTER_DATE",
-            f"cannot read the date {text!r}",
-            "use '@<seconds> +0000' or ISO 8601 such as 2026-01-31T12:00:00+01:00",
-        ) from None
-    utcoffset = moment.utcoffset()
-    minutes = int(utcoffset.total_seconds() // 60) if utcoffset is not None else 0
-    return int(moment.timestamp()), minutes
-
-
 def _signature(identity: Identity) -> pygit2.Signature:
-    if identity.time is None:
-        now = time.time()
-        offset = int(
-            (datetime.fromtimestamp(now).astimezone().utcoffset() or timedelta(0)).total_seconds()
-        )
-        return pygit2.Signature(identity.name, identity.email, int(now), offset // 60)
-    return pygit2.Signature(identity.name, identity.email, identity.time, identity.offset or 0)
-
-
-# -- the transaction loop -------------------------------------------------------------------------
-
-
-class _WriterLock:
-    """The same-machine writers' kernel file lock; a no-op when it cannot be had."""
-
-    def __init__(self, path: Path | None, deadline: float, ref: str) -> None:
-        self._path = path
-        self._deadline = deadline
-        self._ref = ref
-        self._lock: BaseFileLock | None = None
-
-    def __enter__(self) -> _WriterLock:
-        if self._path is None:
-            return self
-        import filelock
-
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            lock = filelock.FileLock(str(self._path), is_singleton=False)
-            wait = max(0.0, self._deadline - time.monotonic())
-            lock.acquire(timeout=wait, poll_interval=0.001)
-        except filelock.Timeout:
-            raise ContentionTimeout(self._ref, 0.0, 0) from None
-        except OSError:
-            return self  # no lock file possible here: the compare-and-swap still guards
-        self._lock = lock
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._lock is not None:
-            self._lock.release()
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a transaction did: its result, and the commit it landed (None: nothing to do)."""
-
-    change: Change | None
-    commit: str | None
-
-
-class Transactor:
-    """Runs operations against one ref with compare-and-swap, backoff and a time cap."""
-
-    def __init__(
-        self,
-        repo: Repo,
-        ref: str,
-        *,
-        timeout: float,
-        file_lock: bool,
-        trailers: tuple[tuple[str, str], ...] = (),
-    ) -> None:
-        self.repo = repo
-        self.ref = ref
-        self.timeout = timeout
-        self.file_lock = file_lock
-        self.trailers = trailers
-        # Test seam: called after the objects are written and before the compare-and-swap.
-        self.before_swap: Callable[[], None] | None = None
-
-    @property
-    def lock_path(self) -> Path:
-        return self.repo.location.common_dir / "tasksync" / (self.ref.replace("/", "%") + ".lock")
-
-    def snapshot(self) -> Snapshot:
-        tip = self.repo.tip(self.ref)
-        if tip is None:
-            raise NotInitialized(self.ref)
-        return self.repo.snapshot(tip)
-
-    def run(
-        self, operation: Callable[[Snapshot], Change | T], *, create: bool = False
-    ) -> tuple[Change | T, str | None]:
-        """Apply ``operation`` to the tip until a compare-and-swap lands it.
-
-        Returns the operation's result and the commit written, or None when the operation
-        returned something other than a :class:`Change` (nothing to do). With ``create`` the
-        ref may be absent (and only then is it created).
-        """
-        started = time.monotonic()
-        deadline = started + self.timeout
-        signature = Signature.resolve(self.repo)
-        attempts = 0
-        path = self.lock_path if self.file_lock else None
-        try:
-            with _WriterLock(path, deadline, self.ref):
-                while True:
-                    attempts += 1
-                    tip = self.repo.tip(self.ref)
-                    if tip is None and not create:
-                        raise NotInitialized(self.ref)
-                    result = operation(self.repo.snapshot(tip))
-                    if not isinstance(result, Change):
-                        return result, None
-                    landed = self._attempt(tip, result, signature)
-                    if landed is not None:
-                        return result, landed
-                    if time.monotonic() >= deadline:
-                        raise self._timeout(started, attempts)
-                    ceiling = min(0.25, 0.002 * 2 ** min(attempts, 8))
-                    pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not secrecy
-                    time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        except ContentionTimeout as error:
-            if error.attempts == 0:  # the file lock timed out
-                raise self._timeout(started, attempts) from None
-            raise
-
-    def _attempt(self, tip: str | None, change: Change, signature: Signature) -> str | None:
-        """One write + compare-and-swap; the new commit id when it landed, else None."""
-        full = Change(
-            change.index, change.files, change.summary, change.trailers + self.trailers, change.task
-        )
-        new: str | None = None
-        try:
-            new = self.repo.write_commit(tip, full, signature)
-            if self.before_swap is not None:
-                self.before_swap()
-            self.repo.set_if_equals(self.ref, tip, new, full.summary, signature)
-        except (_Moved, pygit2.GitError, OSError):
-            pass
-        except TaskSyncError:
-            raise
-        else:
-            return new
-        # Whatever the error said, the ref decides: did our commit land after all?
-        try:
-            return new if new is not None and self.repo.tip(self.ref) == new else None
-        except TaskSyncError:
-            return None
-
-    def _timeout(self, started: float, attempts: int) -> ContentionTimeout:
-        seconds = time.monotonic() - started
-        lock = self.repo.location.common_dir / (self.ref + ".lock")
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except OSError:
-            return ContentionTimeout(self.ref, seconds, attempts)
-        return ContentionTimeout(self.ref, seconds, attempts, str(lock), age)
+    seconds, offset = identity.stamp()
+    return pygit2.Signature(identity.name, identity.email, seconds, offset)

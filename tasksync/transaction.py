@@ -1,0 +1,175 @@
+"""The write loop: read the tip, apply, write, compare-and-swap, retry.
+
+An operation is a pure function from a snapshot of the tip to a change. The loop applies it to
+the tip it read, writes the objects and moves the ref with a compare-and-swap against that tip.
+When the swap or a write fails, the ref decides what happened: if it points at the commit just
+written, the operation landed; otherwise the operation is applied again to the new tip after a
+jittered exponential backoff, until the time cap. Same-machine writers take turns on a kernel
+file lock in the common git dir, so they rarely retry at all; correctness rests on the swap
+alone, so a lock that cannot be had (a read-only or network filesystem) only costs speed.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import ContentionTimeout, NotInitialized, TaskSyncError
+from .identity import Signatures, resolve
+from .operations import Change, Snapshot
+from .store import Repo, WriteFailed
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from filelock import BaseFileLock
+
+T = TypeVar("T")
+
+# Backoff: the ceiling doubles from 2 ms per attempt up to 250 ms; each pause is uniform below it.
+_FIRST_CEILING = 0.002
+_LAST_CEILING = 0.25
+
+
+class _LockTimeout(Exception):
+    """The kernel file lock was not had before the deadline."""
+
+
+class _WriterLock:
+    """The same-machine writers' kernel file lock; a no-op when it cannot be had."""
+
+    def __init__(self, path: Path | None, deadline: float) -> None:
+        self._path = path
+        self._deadline = deadline
+        self._lock: BaseFileLock | None = None
+
+    def __enter__(self) -> _WriterLock:
+        if self._path is None:
+            return self
+        import filelock
+
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            lock = filelock.FileLock(str(self._path), is_singleton=False)
+            wait = max(0.0, self._deadline - time.monotonic())
+            lock.acquire(timeout=wait, poll_interval=0.001)
+        except filelock.Timeout:
+            raise _LockTimeout from None
+        except OSError:
+            return self  # no lock file possible here: the compare-and-swap still guards
+        self._lock = lock
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+
+class Transactor:
+    """Runs operations against one ref with compare-and-swap, backoff and a time cap."""
+
+    def __init__(
+        self,
+        repo: Repo,
+        ref: str,
+        *,
+        timeout: float,
+        file_lock: bool,
+        trailers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self.repo = repo
+        self.ref = ref
+        self.timeout = timeout
+        self.file_lock = file_lock
+        self.trailers = trailers
+        # Test seam: called after the objects are written and before the compare-and-swap.
+        self.before_swap: Callable[[], None] | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        """The kernel file lock of this ref, in the common git dir."""
+        name = self.ref.replace("/", "%") + ".lock"
+        return self.repo.location.common_dir / "tasksync" / name
+
+    def snapshot(self) -> Snapshot:
+        """The tip as it is now; raises NotInitialized before ``init``."""
+        tip = self.repo.tip(self.ref)
+        if tip is None:
+            raise NotInitialized(self.ref)
+        return self.repo.snapshot(tip)
+
+    def run(
+        self, operation: Callable[[Snapshot], Change | T], *, create: bool = False
+    ) -> tuple[Change | T, str | None]:
+        """Apply ``operation`` to the tip until a compare-and-swap lands it.
+
+        Returns the operation's result and the commit that landed, or None as the commit when
+        the operation returned something other than a :class:`Change` (nothing to write).
+        With ``create`` the ref may be absent, and only then is it created.
+        """
+        started = time.monotonic()
+        deadline = started + self.timeout
+        signatures = resolve(self.repo.config, os.environ)
+        attempts = 0
+        try:
+            with _WriterLock(self.lock_path if self.file_lock else None, deadline):
+                while True:
+                    attempts += 1
+                    tip = self.repo.tip(self.ref)
+                    if tip is None and not create:
+                        raise NotInitialized(self.ref)
+                    result = operation(self.repo.snapshot(tip))
+                    if not isinstance(result, Change):
+                        return result, None
+                    landed = self._attempt(tip, result, signatures)
+                    if landed is not None:
+                        return result, landed
+                    if time.monotonic() >= deadline:
+                        raise self._timeout(started, attempts)
+                    ceiling = min(_LAST_CEILING, _FIRST_CEILING * 2 ** min(attempts, 8))
+                    pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not secrecy
+                    time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+        except _LockTimeout:
+            raise self._timeout(started, attempts) from None
+
+    def _attempt(self, tip: str | None, change: Change, signatures: Signatures) -> str | None:
+        """One write and compare-and-swap; the new commit id when it landed, else None."""
+        full = Change(
+            change.index, change.files, change.summary, change.trailers + self.trailers, change.task
+        )
+        new: str | None = None
+        try:
+            new = self.repo.write_commit(tip, full, signatures)
+            if self.before_swap is not None:
+                self.before_swap()
+            if tip is None:
+                self.repo.add_if_new(self.ref, new, full.summary)
+            else:
+                self.repo.set_if_equals(self.ref, tip, new, full.summary)
+        except WriteFailed:
+            pass
+        else:
+            return new
+        # Whatever the error said, the ref decides: did this commit land after all?
+        try:
+            return new if new is not None and self.repo.tip(self.ref) == new else None
+        except TaskSyncError:
+            return None
+
+    def _timeout(self, started: float, attempts: int) -> ContentionTimeout:
+        seconds = time.monotonic() - started
+        lock = self.repo.location.common_dir / (self.ref + ".lock")
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except OSError:
+            return ContentionTimeout(self.ref, seconds, attempts)
+        return ContentionTimeout(self.ref, seconds, attempts, str(lock), age)
