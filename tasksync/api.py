@@ -108,7 +108,7 @@ class TaskStore:
         return self._write(Delete(task_id(task)))
 
     def _write(self, operation: Create | SetStatus | Update | Delete) -> Task:
-        result, commit = self._tx.run(operation)
+        result, commit = self._tx.run(operation.apply)
         self.last_commit = commit
         task = result.task if isinstance(result, Change) else result
         if not isinstance(task, Task):  # pragma: no cover - every write operation yields a task

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from .errors import ConfigError
 
 _RAW_DATE = re.compile(r"@?(\d+)(?: ([+-])(\d\d)(\d\d))?")
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """A name, an email, and a fixed time (seconds, minutes east of UTC) or None for now."""
 
     name: str
@@ -30,8 +29,7 @@ class Identity:
         return int(now), int(offset.total_seconds()) // 60
 
 
-@dataclass(frozen=True, slots=True)
-class Signatures:
+class Signatures(NamedTuple):
     author: Identity
     committer: Identity
 

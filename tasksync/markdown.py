@@ -12,7 +12,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .errors import AmbiguousTaskId, TaskNotFound
 from .model import Status, TaskId
@@ -45,8 +45,7 @@ def _is_blank(line: str) -> bool:
     return not line.strip()
 
 
-@dataclass(frozen=True, slots=True)
-class TaskLine:
+class TaskLine(NamedTuple):
     """A task line of the index, with the description lines that follow it."""
 
     line: int  # position of the task line in Index.lines
@@ -111,14 +110,30 @@ def parse_task_line(content: str) -> tuple[str, str, TaskId, str, str, int] | No
     return None
 
 
-@dataclass(frozen=True, slots=True)
 class Index:
-    """A parsed ``process/tasks.md``."""
+    """A parsed ``process/tasks.md``: its lines and where its tasks are. Immutable."""
 
-    lines: tuple[str, ...]
-    tasks: tuple[TaskLine, ...]
-    # Numbers of task-shaped lines whose checkbox is unknown: not tasks, but never reused.
-    reserved: frozenset[int] = frozenset()
+    __slots__ = ("lines", "reserved", "tasks")
+
+    def __init__(
+        self,
+        lines: tuple[str, ...],
+        tasks: tuple[TaskLine, ...],
+        reserved: frozenset[int] = frozenset(),
+    ) -> None:
+        self.lines = lines
+        self.tasks = tasks
+        # Numbers of task-shaped lines whose checkbox is unknown: not tasks, never reused.
+        self.reserved = reserved
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Index) and other.lines == self.lines
+
+    def __hash__(self) -> int:
+        return hash(self.lines)
+
+    def __repr__(self) -> str:
+        return f"Index({len(self.lines)} lines, {len(self.tasks)} tasks)"
 
     @classmethod
     def parse(cls, text: str) -> Index:
@@ -213,7 +228,7 @@ class Index:
         old = self.lines[task.line]
         new_line = old[:3] + checkbox + old[4:]
         lines = (*self.lines[: task.line], new_line, *self.lines[task.line + 1 :])
-        updated = replace(task, checkbox=checkbox)
+        updated = task._replace(checkbox=checkbox)
         tasks = tuple(updated if t is task else t for t in self.tasks)
         return Index(lines, tasks, self.reserved)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from enum import Enum
 
@@ -168,6 +167,8 @@ _FORGED_LINK = re.compile(r"\]\s*\(")
 
 def check_title(title: str) -> str:
     """Return ``title`` without surrounding blanks, or raise :class:`InvalidTitle`."""
+    import unicodedata
+
     text = title.strip()
     if not text:
         raise InvalidTitle(title, "a title cannot be empty")

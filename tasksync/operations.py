@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import PreconditionFailed, SpecNotFound
 from .markdown import INDEX_PATH, SPEC_DIR, Index, TaskLine, task_line
@@ -74,14 +75,13 @@ def _quote(title: str) -> str:
     return f"\u201c{title}\u201d"
 
 
-@dataclass(frozen=True, slots=True)
-class Create:
+class Create(NamedTuple):
     title: str
     description: str = ""
     spec: str | None = None
     status: Status = Status.TODO
 
-    def __call__(self, snap: Snapshot) -> Change:
+    def apply(self, snap: Snapshot) -> Change:
         title = check_title(self.title)
         description = check_description(self.description)
         index = snap.index
@@ -112,13 +112,12 @@ class Create:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class SetStatus:
+class SetStatus(NamedTuple):
     task_id: TaskId
     status: Status
     expect: Status | None = None
 
-    def __call__(self, snap: Snapshot) -> Change | Task:
+    def apply(self, snap: Snapshot) -> Change | Task:
         entry = snap.index.find(self.task_id)
         old = entry.status
         if self.expect is not None and old is not self.expect:
@@ -137,14 +136,13 @@ class SetStatus:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+class Update(NamedTuple):
     task_id: TaskId
     title: str | None = None
     description: str | None = None
     spec: str | None = None
 
-    def __call__(self, snap: Snapshot) -> Change | Task:
+    def apply(self, snap: Snapshot) -> Change | Task:
         entry = snap.index.find(self.task_id)
         before = snap.task(entry)
         index = snap.index
@@ -192,11 +190,10 @@ class Update:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(NamedTuple):
     task_id: TaskId
 
-    def __call__(self, snap: Snapshot) -> Change:
+    def apply(self, snap: Snapshot) -> Change:
         entry = snap.index.find(self.task_id)
         task = snap.task(entry)
         files: tuple[tuple[str, str | None], ...] = ()

@@ -13,9 +13,8 @@ import os
 import re
 from collections import OrderedDict
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import pygit2
 
@@ -33,8 +32,7 @@ _TEXT_CACHE_SIZE = 4096
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """Where a path's repository lives."""
 
     git_dir: Path  # this worktree's git dir (``.git`` or ``.git/worktrees/NAME``)
@@ -43,8 +41,7 @@ class Location:
     branch: str | None  # the checked-out branch, None when detached or bare
 
 
-@dataclass(frozen=True, slots=True)
-class Commit:
+class Commit(NamedTuple):
     """A commit of the tasks ref, as callers see it."""
 
     id: str
@@ -68,6 +65,7 @@ class Repo:
     def __init__(self, repo: pygit2.Repository, location: Location) -> None:
         self._repo = repo
         self.location = location
+        self._config_snapshot: pygit2.Config | None = None
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str]) -> Repo:
@@ -92,9 +90,21 @@ class Repo:
 
     # -- config ---------------------------------------------------------------------------------
 
+    def _config(self) -> pygit2.Config:
+        # One read-only snapshot of the layered config per open repository: each access to
+        # ``Repository.config`` would parse every config file again.
+        if self._config_snapshot is None:
+            try:
+                self._config_snapshot = self._repo.config.snapshot()
+            except pygit2.GitError as error:
+                raise ConfigError(
+                    "config", str(error), "fix the file with `git config --edit`"
+                ) from error
+        return self._config_snapshot
+
     def config(self, key: str) -> str | None:
         try:
-            value = self._repo.config[key]
+            value = self._config()[key]
         except KeyError:
             return None
         except pygit2.GitError as error:
@@ -105,7 +115,7 @@ class Repo:
         if self.config(key) is None:
             return default
         try:
-            return bool(self._repo.config.get_bool(key))
+            return bool(self._config().get_bool(key))
         except pygit2.GitError as error:
             raise ConfigError(
                 key, "not a boolean", f"set it with `git config {key} true` (or false)"

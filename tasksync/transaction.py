@@ -12,66 +12,23 @@ alone, so a lock that cannot be had (a read-only or network filesystem) only cos
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from .errors import ContentionTimeout, NotInitialized, TaskSyncError
 from .identity import Signatures, resolve
+from .lock import KernelLock, LockTimeout
 from .operations import Change, Snapshot
 from .store import Repo, WriteFailed
-
-if TYPE_CHECKING:
-    from types import TracebackType
-
-    from filelock import BaseFileLock
 
 T = TypeVar("T")
 
 # Backoff: the ceiling doubles from 2 ms per attempt up to 250 ms; each pause is uniform below it.
 _FIRST_CEILING = 0.002
 _LAST_CEILING = 0.25
-
-
-class _LockTimeout(Exception):
-    """The kernel file lock was not had before the deadline."""
-
-
-class _WriterLock:
-    """The same-machine writers' kernel file lock; a no-op when it cannot be had."""
-
-    def __init__(self, path: Path | None, deadline: float) -> None:
-        self._path = path
-        self._deadline = deadline
-        self._lock: BaseFileLock | None = None
-
-    def __enter__(self) -> _WriterLock:
-        if self._path is None:
-            return self
-        import filelock
-
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            lock = filelock.FileLock(str(self._path), is_singleton=False)
-            wait = max(0.0, self._deadline - time.monotonic())
-            lock.acquire(timeout=wait, poll_interval=0.001)
-        except filelock.Timeout:
-            raise _LockTimeout from None
-        except OSError:
-            return self  # no lock file possible here: the compare-and-swap still guards
-        self._lock = lock
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._lock is not None:
-            self._lock.release()
 
 
 class Transactor:
@@ -120,8 +77,9 @@ class Transactor:
         deadline = started + self.timeout
         signatures = resolve(self.repo.config, os.environ)
         attempts = 0
+        lock = KernelLock(self.lock_path, deadline) if self.file_lock else nullcontext()
         try:
-            with _WriterLock(self.lock_path if self.file_lock else None, deadline):
+            with lock:
                 while True:
                     attempts += 1
                     tip = self.repo.tip(self.ref)
@@ -135,10 +93,12 @@ class Transactor:
                         return result, landed
                     if time.monotonic() >= deadline:
                         raise self._timeout(started, attempts)
+                    import random
+
                     ceiling = min(_LAST_CEILING, _FIRST_CEILING * 2 ** min(attempts, 8))
                     pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not secrecy
                     time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-        except _LockTimeout:
+        except LockTimeout:
             raise self._timeout(started, attempts) from None
 
     def _attempt(self, tip: str | None, change: Change, signatures: Signatures) -> str | None:
