@@ -67,7 +67,7 @@ def cli(ctx: click.Context, path: Path | None) -> None:
 @cli.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
-    """Create the task store (the ref refs/tasks/main) in this repository."""
+    """Create the task store (the ref refs/tasks/main, or tasks.ref) in this repository."""
     store = _store(ctx)
     if store.init():
         click.echo(f"Initialized the task store on {store.ref}")
@@ -155,7 +155,13 @@ def _read_file(path: Path | None) -> str | None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Use this file as the task's spec (its heading gives the title when TITLE is omitted).",
 )
-@click.option("--status", "status_name", default="TODO", metavar="STATUS", help="Initial status.")
+@click.option(
+    "--status",
+    "status_name",
+    default="TODO",
+    metavar="STATUS",
+    help=f"Initial status ({STATUS_NAMES}); default TODO.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the new task as a JSON object.")
 @click.pass_context
 def create(
@@ -219,7 +225,9 @@ def delete(ctx: click.Context, task_id: str, force: bool) -> None:
             raise click.UsageError(
                 f"refusing to delete {task.id} without --force (no terminal to ask)"
             )
-        click.confirm(f"Delete {task.id} {task.title!r}?", abort=True)
+        if not click.confirm(f"Delete {task.id} {task.title!r}?"):
+            click.echo(f"Kept {task.id}.")
+            ctx.exit(1)
     task = store.delete(task_id)
     click.echo(f"Deleted {task.id} {task.title}")
 
@@ -243,7 +251,9 @@ def _log_line(entry: HistoryEntry) -> str:
 @cli.command()
 @click.argument("task_id", metavar="[ID]", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of operations.")
-@click.option("-n", "--max-count", type=click.IntRange(min=1), help="Show at most N operations.")
+@click.option(
+    "-n", "--max-count", type=click.IntRange(min=1), metavar="N", help="Show at most N operations."
+)
 @click.pass_context
 def log(ctx: click.Context, task_id: str | None, as_json: bool, max_count: int | None) -> None:
     """Show the operations on the tasks ref, newest first (only those of ID when given)."""

@@ -77,7 +77,8 @@ class AmbiguousTaskId(TaskSyncError, KeyError):
         where = ", ".join(str(n) for n in self.lines)
         super().__init__(
             f"task id {task_id} appears more than once in process/tasks.md (lines {where}); "
-            "renumber the duplicates with `git tasks edit --raw` before changing them"
+            "renumber the duplicates by hand first (docs/format.md, "
+            "'Changing the files with plain git')"
         )
 
 
@@ -116,8 +117,8 @@ class FormatError(TaskSyncError, ValueError):
         self.oid = oid
         at = f" (object {oid})" if oid else ""
         super().__init__(
-            f"{path}{at}: {problem}; fix the file with `git tasks edit --raw` "
-            "or restore an earlier version from `git log` of the tasks ref"
+            f"{path}{at}: {problem}; fix the file by hand (docs/format.md, 'Changing the "
+            "files with plain git') or restore a version from `git log refs/tasks/main`"
         )
 
 

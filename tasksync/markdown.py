@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from .errors import AmbiguousTaskId, TaskNotFound
+from .errors import AmbiguousTaskId, FormatError, TaskNotFound
 from .model import Status, TaskId
 
 INDEX_PATH = "process/tasks.md"
@@ -23,7 +23,9 @@ SPEC_DIR = "process/tasks"
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 _TASK_HEAD = re.compile(r"- \[(.)\] ")
 # The id link that ends a title; the title runs up to the last one of these on the line.
-_ID_LINK = re.compile(r" \[(md#|#)(\d+)\]\(")
+# Ids longer than 18 digits are not ids (and would not fit any sane counter).
+_ID_LINK = re.compile(r" \[(md#|#)(\d{1,18})\]\(")
+MAX_ID = 10**18
 _DESCRIPTION = re.compile(r"[ \t]+(?:- ?)?(.*)")
 
 
@@ -205,7 +207,12 @@ class Index:
     def next_id(self) -> TaskId:
         """Highest numeric id + 1 in the file's id style (``#001`` for an empty file)."""
         numbers = [t.id.number for t in self.tasks] + list(self.reserved)
-        return self.style_id(max(numbers, default=0) + 1)
+        number = max(numbers, default=0) + 1
+        if number >= MAX_ID:
+            raise FormatError(
+                INDEX_PATH, f"its highest id leaves no room for a new one (>= {MAX_ID})"
+            )
+        return self.style_id(number)
 
     def style_id(self, number: int) -> TaskId:
         """``number`` written in the id style of this file (that of its last task)."""
@@ -308,6 +315,9 @@ class Index:
                 lines[i] += self.eol
         if lines and not final_newline:
             lines[-1] = _content(lines[-1])
+            while len(lines) > 1 and not lines[-1]:
+                lines.pop()
+                lines[-1] = _content(lines[-1])
         return Index.from_lines(tuple(lines))
 
 

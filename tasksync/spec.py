@@ -81,10 +81,13 @@ def with_context(text: str, description: str) -> str:
     span = _context_span(lines)
     if span is None:
         at = next((i + 1 for i, line in enumerate(lines) if _strip_eol(line).startswith("# ")), 0)
-        block = (eol, f"## Context{eol}", eol, *body)
-        if at and not lines[at - 1].endswith("\n"):
-            lines = (*lines[: at - 1], lines[at - 1] + eol, *lines[at:])
-        return "".join((*lines[:at], *block, *((eol,) if at < len(lines) else ()), *lines[at:]))
+        head, rest = list(lines[:at]), lines[at:]
+        if head and not head[-1].endswith("\n"):
+            head[-1] += eol
+        block = [*((eol,) if head else ()), f"## Context{eol}", eol, *body]
+        if rest and rest[0].strip():
+            block.append(eol)
+        return "".join((*head, *block, *rest))
     start, end = span
     tail_blank = (eol,) if end < len(lines) else ()
     return "".join((*lines[:start], eol, *body, *tail_blank, *lines[end:]))

@@ -76,6 +76,10 @@ class Transactor:
         started = time.monotonic()
         deadline = started + self.timeout
         signatures = resolve(self.repo.config, os.environ)
+        # A unique id per operation makes its commit unique: two writers making the same change
+        # from the same tip in the same second would otherwise write the same commit, and the
+        # loser, seeing the ref at "its" commit, would wrongly believe it had landed.
+        trailers = (*self.trailers, ("Tasksync-Op-Id", os.urandom(8).hex()))
         attempts = 0
         lock = KernelLock(self.lock_path, deadline) if self.file_lock else nullcontext()
         try:
@@ -88,7 +92,7 @@ class Transactor:
                     result = operation(self.repo.snapshot(tip))
                     if not isinstance(result, Change):
                         return result, None
-                    landed = self._attempt(tip, result, signatures)
+                    landed = self._attempt(tip, result, signatures, trailers)
                     if landed is not None:
                         return result, landed
                     if time.monotonic() >= deadline:
@@ -101,10 +105,16 @@ class Transactor:
         except LockTimeout:
             raise self._timeout(started, attempts) from None
 
-    def _attempt(self, tip: str | None, change: Change, signatures: Signatures) -> str | None:
+    def _attempt(
+        self,
+        tip: str | None,
+        change: Change,
+        signatures: Signatures,
+        trailers: tuple[tuple[str, str], ...],
+    ) -> str | None:
         """One write and compare-and-swap; the new commit id when it landed, else None."""
         full = Change(
-            change.index, change.files, change.summary, change.trailers + self.trailers, change.task
+            change.index, change.files, change.summary, change.trailers + trailers, change.task
         )
         new: str | None = None
         try:
