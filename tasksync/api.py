@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterable
 
-from .errors import SpecNotFound
+from .errors import NotInitialized, SpecNotFound
 from .model import HistoryEntry, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
 from .store import Commit, Repo
@@ -67,6 +67,7 @@ class TaskStore:
 
     def init(self) -> bool:
         """Create the ref with an empty index. False when it already existed."""
+        self.last_commit = None
         self._repo.ensure_reflog(self.ref)
 
         def first(snap: Snapshot) -> Change | bool:
@@ -108,6 +109,7 @@ class TaskStore:
         return self._write(Delete(task_id(task)))
 
     def _write(self, operation: Create | SetStatus | Update | Delete) -> Task:
+        self.last_commit = None
         result, commit = self._tx.run(operation.apply)
         self.last_commit = commit
         task = result.task if isinstance(result, Change) else result
@@ -156,6 +158,8 @@ class TaskStore:
         wanted = None if task is None else task_id(task).number
         out: list[HistoryEntry] = []
         tip = self._repo.tip(self.ref)
+        if tip is None:
+            raise NotInitialized(self.ref)
         for commit in self._repo.first_parents(tip):
             entry = history_entry(commit)
             if wanted is not None and not any(_number(i) == wanted for i in entry.task_ids):

@@ -161,15 +161,19 @@ class Update(NamedTuple):
                     spec = with_title(spec, entry.id, title)
         if self.description is not None:
             description = check_description(self.description)
-            if description != before.description:
-                said.append("description")
+            changed = False
             if entry.description and tuple(description.split("\n")) != entry.description:
                 index = index.with_description(entry, description)
                 entry = index.find(entry.id)
+                changed = True
             if spec is None:
                 spec = new_spec(entry.id, entry.title, description)
+                changed = True
             elif context(spec) != description:
                 spec = with_context(spec, description)
+                changed = True
+            if changed:
+                said.append("description")
         if self.spec is not None and self.spec != old_spec:
             said.append("spec")
         files: tuple[tuple[str, str | None], ...] = ()

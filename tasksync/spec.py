@@ -9,6 +9,7 @@ from .markdown import split_lines
 from .model import TaskId
 
 _HEADING = re.compile(r"# (?:Task(?: (?:md#|#)?\d+)?: )?(.*)")
+_ID_HEADING = re.compile(r"# Task (?:md#|#)?\d+: ")
 _SECTION = re.compile(r"## ")
 
 
@@ -57,7 +58,7 @@ def _eol(lines: tuple[str, ...]) -> str:
 
 def check_description(description: str) -> str:
     """Return the description as stored, or raise when it would not read back the same."""
-    text = description.strip().replace("\r\n", "\n")
+    text = description.replace("\r\n", "\n").replace("\r", "\n").strip()
     for line in text.split("\n"):
         if _SECTION.match(line) or line.startswith("# "):
             raise InvalidDescription(
@@ -80,12 +81,14 @@ def with_context(text: str, description: str) -> str:
     body = tuple(f"{line}{eol}" for line in description.split("\n")) if description else ()
     span = _context_span(lines)
     if span is None:
-        at = next((i + 1 for i, line in enumerate(lines) if _strip_eol(line).startswith("# ")), 0)
+        # Add the section before the first other section, or at the end: text after the
+        # title (prose of its own) stays where it is and does not become part of the context.
+        at = next((i for i, line in enumerate(lines) if _SECTION.match(line)), len(lines))
         head, rest = list(lines[:at]), lines[at:]
         if head and not head[-1].endswith("\n"):
             head[-1] += eol
-        block = [*((eol,) if head else ()), f"## Context{eol}", eol, *body]
-        if rest and rest[0].strip():
+        block = [*((eol,) if head and head[-1].strip() else ()), f"## Context{eol}", eol, *body]
+        if rest:
             block.append(eol)
         return "".join((*head, *block, *rest))
     start, end = span
@@ -100,9 +103,9 @@ def with_title(text: str, task_id: TaskId, title: str) -> str:
         content = _strip_eol(line)
         if content.startswith("# "):
             ending = line[len(content) :]
-            if content.startswith("# Task:"):
+            if content.startswith("# Task: "):
                 lines[i] = f"# Task: {title}{ending}"
-            elif _HEADING.fullmatch(content) and content.startswith("# Task ") and ":" in content:
+            elif _ID_HEADING.match(content):
                 lines[i] = f"# Task {task_id}: {title}{ending}"
             else:
                 lines[i] = f"# {title}{ending}"

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import pygit2
 
@@ -25,10 +26,36 @@ from .operations import Change, Snapshot
 
 T = TypeVar("T")
 
-_PARSE_CACHE: OrderedDict[str, Index] = OrderedDict()
-_PARSE_CACHE_SIZE = 16
-_TEXT_CACHE: OrderedDict[str, str] = OrderedDict()
-_TEXT_CACHE_SIZE = 4096
+
+class _Cache(Generic[T]):
+    """A small thread-safe LRU map from object id to what was decoded or parsed from it.
+
+    Objects are immutable, so an entry never goes stale; parsing tasks.md once per blob id is
+    what keeps repeated operations on a large file cheap.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[str, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> T | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: T) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_PARSED: _Cache[Index] = _Cache(16)
+_TEXTS: _Cache[str] = _Cache(4096)
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
 
 
@@ -159,7 +186,7 @@ class Repo:
         return obj
 
     def _text(self, blob_id: str, path: str) -> str:
-        cached = _TEXT_CACHE.get(blob_id)
+        cached = _TEXTS.get(blob_id)
         if cached is not None:
             return cached
         blob = self._repo.get(blob_id)
@@ -169,13 +196,12 @@ class Repo:
             text = blob.data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise FormatError(path, f"is not valid UTF-8 ({error.reason})", oid=blob_id) from None
-        _remember(_TEXT_CACHE, blob_id, text, _TEXT_CACHE_SIZE)
+        _TEXTS.put(blob_id, text)
         return text
 
     def _index(self, blob_id: str) -> Index:
-        cached = _PARSE_CACHE.get(blob_id)
+        cached = _PARSED.get(blob_id)
         if cached is not None:
-            _PARSE_CACHE.move_to_end(blob_id)
             return cached
         blob = self._repo.get(blob_id)
         if not isinstance(blob, pygit2.Blob):
@@ -187,7 +213,7 @@ class Repo:
                 INDEX_PATH, f"is not valid UTF-8 ({error.reason})", oid=blob_id
             ) from None
         index = Index.parse(text)
-        _remember(_PARSE_CACHE, blob_id, index, _PARSE_CACHE_SIZE)
+        _PARSED.put(blob_id, index)
         return index
 
     def commit_info(self, commit_id: str) -> Commit:
@@ -201,6 +227,20 @@ class Repo:
             author.time,
             author.offset,
         )
+
+    def reaches(self, head: str, commit_id: str, stop: str | None, limit: int = 10_000) -> bool:
+        """Whether ``commit_id`` is on the first-parent chain from ``head`` down to ``stop``."""
+        current: str | None = head
+        for _ in range(limit):
+            if current is None or current == stop:
+                return False
+            if current == commit_id:
+                return True
+            obj = self._repo.get(current)
+            if not isinstance(obj, pygit2.Commit) or not obj.parent_ids:
+                return False
+            current = str(obj.parent_ids[0])
+        return False
 
     def first_parents(self, commit_id: str | None) -> Iterator[Commit]:
         """Commits from ``commit_id`` back along first parents."""
@@ -224,7 +264,7 @@ class Repo:
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
             oid = repo.create_blob(change.index.text.encode("utf-8"))
-            _remember(_PARSE_CACHE, str(oid), change.index, _PARSE_CACHE_SIZE)
+            _PARSED.put(str(oid), change.index)
             blobs[INDEX_PATH] = oid
         for path, text in change.files:
             _check_path(path)
@@ -300,13 +340,6 @@ class Repo:
             log.touch(exist_ok=True)
         except OSError:
             pass  # the reflog is a convenience; the ref works without it
-
-
-def _remember(cache: OrderedDict[str, T], key: str, value: T, size: int) -> None:
-    cache[key] = value
-    cache.move_to_end(key)
-    while len(cache) > size:
-        cache.popitem(last=False)
 
 
 def _blob_id(tree: pygit2.Tree, path: str) -> str | None:

@@ -29,6 +29,8 @@ T = TypeVar("T")
 # Backoff: the ceiling doubles from 2 ms per attempt up to 250 ms; each pause is uniform below it.
 _FIRST_CEILING = 0.002
 _LAST_CEILING = 0.25
+# A ref lock file older than this (or than the whole wait) at a timeout is named as the cause.
+_STALE_AFTER = 1.0
 
 
 class Transactor:
@@ -129,11 +131,16 @@ class Transactor:
             pass
         else:
             return new
-        # Whatever the error said, the ref decides: did this commit land after all?
+        # Whatever the error said, the ref decides: did this commit land after all (perhaps
+        # with other writers' commits already on top)? The operation id makes it ours alone.
+        if new is None:
+            return None
         try:
-            return new if new is not None and self.repo.tip(self.ref) == new else None
+            now = self.repo.tip(self.ref)
+            landed = now is not None and self.repo.reaches(now, new, stop=tip)
         except TaskSyncError:
             return None
+        return new if landed else None
 
     def _timeout(self, started: float, attempts: int) -> ContentionTimeout:
         seconds = time.monotonic() - started
@@ -141,5 +148,8 @@ class Transactor:
         try:
             age = time.time() - lock.stat().st_mtime
         except OSError:
+            return ContentionTimeout(self.ref, seconds, attempts)
+        if age < min(_STALE_AFTER, 0.9 * seconds):
+            # Younger than the wait: a live writer's lock (git holds one for milliseconds).
             return ContentionTimeout(self.ref, seconds, attempts)
         return ContentionTimeout(self.ref, seconds, attempts, str(lock), age)

@@ -1,0 +1,202 @@
+"""Many writer processes on one ref: every acknowledged operation survives exactly once."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import git, tasks_md
+
+from tasksync import Status, TaskStore
+
+REF = "refs/tasks/main"
+WRITERS = 8
+OPERATIONS = 50
+SHARED = 4
+WRITER_SCRIPT = Path(__file__).with_name("stress_writer.py")
+TASK_LINE = re.compile(r"- \[(.)\] (.*) \[(#\d+)\]\(([^)]*)\)")
+CHECKBOX = {" ": "TODO", "+": "IN-PROGRESS", "-": "IN-REVIEW", "x": "DONE", "~": "BLOCKED"}
+CHECKBOX["!"] = "CLOSED"
+
+Record = dict[str, str | None]
+
+
+def first_parent_trailers(repo: Path) -> list[tuple[str, dict[str, list[str]]]]:
+    """(commit, trailers) along the ref's first parents, oldest first, as git parses them."""
+    out = git(
+        repo,
+        "log",
+        "--first-parent",
+        "--reverse",
+        "--format=%H%x1f%(trailers:only,unfold)%x1e",
+        REF,
+    )
+    chain = []
+    for chunk in out.split("\x1e"):
+        if not chunk.strip():
+            continue
+        commit, _, body = chunk.strip("\n").partition("\x1f")
+        trailers: dict[str, list[str]] = {}
+        for line in body.splitlines():
+            if line.strip():
+                key, _, value = line.partition(": ")
+                trailers.setdefault(key, []).append(value)
+        chain.append((commit, trailers))
+    return chain
+
+
+def only(trailers: dict[str, list[str]], key: str) -> str:
+    values = trailers.get(key, [])
+    assert len(values) == 1, (key, trailers)
+    return values[0]
+
+
+def replay(chain: list[tuple[str, dict[str, list[str]]]]) -> dict[str, tuple[str, str]]:
+    """The tasks the trailers describe, applying each commit's operation in order."""
+    state: dict[str, tuple[str, str]] = {}
+    for commit, trailers in chain:
+        operation = only(trailers, "Tasksync-Operation")
+        if operation == "init":
+            assert state == {}, commit
+            continue
+        task = only(trailers, "Tasksync-Task")
+        if operation == "create":
+            assert task not in state, (commit, task)
+            state[task] = (only(trailers, "Tasksync-Title"), only(trailers, "Tasksync-Status"))
+        elif operation == "set-status":
+            old, _, new = only(trailers, "Tasksync-Status").partition(" -> ")
+            assert state[task][1] == old, (commit, task, state[task], old)
+            state[task] = (state[task][0], new)
+        else:
+            raise AssertionError(f"unexpected operation {operation} in {commit}")
+    return state
+
+
+def index_tasks(text: str) -> list[tuple[str, str, str, str]]:
+    """(id, title, status, link) of every task line of tasks.md, in file order."""
+    found = []
+    for line in text.splitlines():
+        match = TASK_LINE.fullmatch(line)
+        if match is not None:
+            checkbox, title, task_id, link = match.groups()
+            found.append((task_id, title, CHECKBOX[checkbox], link))
+    return found
+
+
+def run_writers(repo: Path, tmp_path: Path) -> dict[str, list[Record]]:
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")
+    }
+    procs: dict[str, subprocess.Popen[str]] = {}
+    for number in range(WRITERS):
+        name = f"w{number}"
+        checkout = tmp_path / name
+        git(repo, "worktree", "add", "-q", "--detach", str(checkout))
+        procs[name] = subprocess.Popen(
+            [sys.executable, str(WRITER_SCRIPT), str(checkout), name, str(number), str(OPERATIONS)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    for proc in procs.values():
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "ready\n"
+    for proc in procs.values():
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    records: dict[str, list[Record]] = {}
+    started: list[float] = []
+    finished: list[float] = []
+    for name, proc in procs.items():
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, f"{name} failed:\n{err}"
+        report = json.loads(out)
+        records[name] = report["records"]
+        started.append(report["started"])
+        finished.append(report["finished"])
+        assert len(records[name]) == OPERATIONS
+    # Every writer was still running when the last one started.
+    assert max(started) < min(finished)
+    return records
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_lock", ["true", "false"])
+def test_writer_processes_lose_and_duplicate_nothing(
+    repo: Path, tmp_path: Path, file_lock: str
+) -> None:
+    git(repo, "config", "tasks.fileLock", file_lock)
+    setup = TaskStore.open(repo)
+    assert setup.init() is True
+    for number in range(SHARED):
+        setup.create(f"Shared {number}")
+
+    records = run_writers(repo, tmp_path)
+
+    acknowledged = [(name, r) for name, rs in records.items() for r in rs if r["commit"]]
+    creates = [r for rs in records.values() for r in rs if r["op"] == "create"]
+    assert creates
+    assert all(r["commit"] for r in creates)
+    assert any(r["op"] == "set-status" for _, r in acknowledged)
+
+    # Every acknowledged commit is on the first-parent chain exactly once, and nothing else is.
+    chain = first_parent_trailers(repo)
+    commits = [commit for commit, _ in chain]
+    assert git(repo, "rev-list", "--min-parents=2", REF) == ""
+    assert Counter(r["commit"] for _, r in acknowledged).most_common(1)[0][1] == 1
+    assert set(commits).issuperset(r["commit"] for _, r in acknowledged)
+    assert len(commits) == 1 + SHARED + len(acknowledged)
+    assert commits == git(repo, "rev-list", "--reverse", REF).split()
+
+    # Their commits interleave on the chain (one writer after another would switch 7 times).
+    workspaces = [only(t, "Tasksync-Workspace") for _, t in chain[1 + SHARED :]]
+    switches = sum(1 for x, y in itertools.pairwise(workspaces) if x != y)
+    assert switches >= WRITERS, workspaces
+
+    # Each acknowledged commit's trailers say what its writer asked for.
+    trailers_of = dict(chain)
+    for name, record in acknowledged:
+        assert record["commit"] is not None
+        trailers = trailers_of[record["commit"]]
+        assert only(trailers, "Tasksync-Operation") == record["op"]
+        assert only(trailers, "Tasksync-Task") == record["id"]
+        assert only(trailers, "Tasksync-Workspace") == name
+        if record["op"] == "create":
+            assert only(trailers, "Tasksync-Title") == record["title"]
+            assert only(trailers, "Tasksync-Status") == record["status"]
+        else:
+            old, _, new = only(trailers, "Tasksync-Status").partition(" -> ")
+            assert new == record["status"]
+            assert old != new
+            if record["expect"] is not None:
+                assert old == record["expect"]
+
+    # The final file equals the replay of the history, with no duplicate id.
+    text = tasks_md(repo)
+    lines = index_tasks(text)
+    ids = [task_id for task_id, _, _, _ in lines]
+    assert len(ids) == len(set(ids))
+    assert ids == [f"#{n:03d}" for n in range(1, SHARED + len(creates) + 1)]
+    expected = replay(chain)
+    assert {task_id: (title, status) for task_id, title, status, _ in lines} == expected
+    final = TaskStore.open(repo).list(include_done=True)
+    assert {str(t.id): (t.title, t.status.value) for t in final} == expected
+    assert all(isinstance(t.status, Status) for t in final)
+    specs = git(repo, "ls-tree", "-r", "--name-only", REF).split()
+    assert sorted(specs) == sorted(["process/tasks.md", *(link for *_, link in lines)])
+
+    fsck = subprocess.run(
+        ["git", "fsck", "--no-dangling"], cwd=repo, capture_output=True, text=True, check=False
+    )
+    assert fsck.returncode == 0, fsck.stderr
+    assert fsck.stdout == ""
