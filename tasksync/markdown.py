@@ -24,9 +24,10 @@ _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 _TASK_HEAD = re.compile(r"- \[(.)\] ")
 # The id link that ends a title; the title runs up to the last one of these on the line.
 # Ids longer than 18 digits are not ids (and would not fit any sane counter).
-_ID_LINK = re.compile(r" \[(md#|#)(\d{1,18})\]\(")
+_ID_LINK = re.compile(r" \[(md#|#)([0-9]{1,18})\]\(")
 MAX_ID = 10**18
-_DESCRIPTION = re.compile(r"[ \t]+(?:- ?)?(.*)")
+# A description bullet: indented, then "-" and its text; any other line ends the block.
+_DESCRIPTION = re.compile(r"[ \t]+- ?(.*)")
 
 
 def split_lines(text: str) -> tuple[str, ...]:
@@ -115,18 +116,21 @@ def parse_task_line(content: str) -> tuple[str, str, TaskId, str, str, int] | No
 class Index:
     """A parsed ``process/tasks.md``: its lines and where its tasks are. Immutable."""
 
-    __slots__ = ("lines", "reserved", "tasks")
+    __slots__ = ("lines", "open_fence", "reserved", "tasks")
 
     def __init__(
         self,
         lines: tuple[str, ...],
         tasks: tuple[TaskLine, ...],
         reserved: frozenset[int] = frozenset(),
+        open_fence: int | None = None,
     ) -> None:
         self.lines = lines
         self.tasks = tasks
         # Numbers of task-shaped lines whose checkbox is unknown: not tasks, never reused.
         self.reserved = reserved
+        # The line of a ``` fence that is never closed, if any: everything after it is code.
+        self.open_fence = open_fence
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Index) and other.lines == self.lines
@@ -145,15 +149,16 @@ class Index:
     def from_lines(cls, lines: tuple[str, ...]) -> Index:
         tasks: list[TaskLine] = []
         reserved: set[int] = set()
-        in_fence = False
+        fence: int | None = None
         i = 0
         count = len(lines)
         while i < count:
             content = _content(lines[i])
             if content.lstrip().startswith("```"):
-                in_fence = not in_fence
+                fence = i if fence is None else None
                 i += 1
                 continue
+            in_fence = fence is not None
             if in_fence or not content.startswith("- ["):
                 i += 1
                 continue
@@ -175,13 +180,13 @@ class Index:
                 bullet = _DESCRIPTION.fullmatch(following)
                 if bullet is None:
                     break
-                description.append(bullet.group(1))
+                description.append(bullet.group(1) or "")
                 end += 1
             tasks.append(
                 TaskLine(i, end, checkbox, title, task_id, link, rest, tuple(description), id_col)
             )
             i = end
-        return cls(lines, tuple(tasks), frozenset(reserved))
+        return cls(lines, tuple(tasks), frozenset(reserved), fence)
 
     @property
     def text(self) -> str:
@@ -237,7 +242,7 @@ class Index:
         lines = (*self.lines[: task.line], new_line, *self.lines[task.line + 1 :])
         updated = task._replace(checkbox=checkbox)
         tasks = tuple(updated if t is task else t for t in self.tasks)
-        return Index(lines, tasks, self.reserved)
+        return Index(lines, tasks, self.reserved, self.open_fence)
 
     def with_title(self, task: TaskLine, title: str) -> Index:
         """Replace only the title part of ``task``'s line."""
@@ -268,9 +273,11 @@ class Index:
                 # Reuse the blank line that already follows the last task.
                 return self._splice(at + 1, at + 1, (line + eol, eol))
             return self._splice(at, at, (eol, line + eol))
-        at = len(self.lines)
-        if self.lines and not _is_blank(self.lines[-1]):
+        at = len(self.lines) if self.open_fence is None else self.open_fence
+        if at and not _is_blank(self.lines[at - 1]):
             return self._splice(at, at, (eol, line + eol))
+        if at < len(self.lines):  # before an unclosed fence: keep a blank line between
+            return self._splice(at, at, (line + eol, eol))
         return self._splice(at, at, (line + eol,))
 
     def without(self, task: TaskLine) -> Index:
@@ -315,9 +322,10 @@ class Index:
                 lines[i] += self.eol
         if lines and not final_newline:
             lines[-1] = _content(lines[-1])
-            while len(lines) > 1 and not lines[-1]:
+            while lines and not lines[-1]:
                 lines.pop()
-                lines[-1] = _content(lines[-1])
+                if lines:
+                    lines[-1] = _content(lines[-1])
         return Index.from_lines(tuple(lines))
 
 

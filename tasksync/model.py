@@ -89,7 +89,7 @@ class TaskId:
         return cls(int(match.group(2)), prefix)
 
 
-_ID_INPUT = re.compile(r"(md#|task#|#)?0*(\d{1,9})", re.IGNORECASE)
+_ID_INPUT = re.compile(r"(md#|task#|#)?0*([0-9]{1,18})", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,7 @@ _BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
 _LINE_SEPARATORS = frozenset("\u0085\u2028\u2029")
-_FORGED_LINK = re.compile(r"\]\s*\(")
+_FORGED_LINK = re.compile(r"\]\(")
 
 
 def check_title(title: str) -> str:

@@ -1000,7 +1000,7 @@ def test_invalid_status_lists_the_valid_names(store: TaskStore, repo: Path) -> N
         "sep\u2028arator",
         "bidi\u202eoverride",
         "link](https://evil.example)",
-        "spaced ] (x)",
+        "forged [#9](process/tasks/009-x.md)",
         "   ",
         "",
     ],
