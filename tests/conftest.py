@@ -11,7 +11,7 @@ import pygit2
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tasksync import TaskStore
+from tasksync import Status, TaskStore
 
 settings.register_profile(
     "ci",
@@ -25,6 +25,17 @@ settings.register_profile(
     "deep", max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Every checkbox character of FORMAT.md and the status it reads as.
+CHECKBOXES = [
+    (" ", Status.TODO),
+    ("+", Status.IN_PROGRESS),
+    ("-", Status.IN_REVIEW),
+    ("x", Status.DONE),
+    ("X", Status.DONE),
+    ("~", Status.BLOCKED),
+    ("!", Status.CLOSED),
+]
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Author",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import pytest
+from conftest import CHECKBOXES
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
@@ -586,15 +587,7 @@ def test_any_accepted_title_reads_back_from_its_task_line(title: str) -> None:
 
 @pytest.mark.parametrize(
     ("char", "status"),
-    [
-        (" ", Status.TODO),
-        ("+", Status.IN_PROGRESS),
-        ("-", Status.IN_REVIEW),
-        ("x", Status.DONE),
-        ("X", Status.DONE),
-        ("~", Status.BLOCKED),
-        ("!", Status.CLOSED),
-    ],
+    CHECKBOXES,
 )
 def test_every_checkbox_character_reads_as_its_status(char: str, status: Status) -> None:
     (task,) = Index.parse(f"- [{char}] Title [#001](process/tasks/001-title.md)\n").tasks

@@ -5,6 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
+from conftest import CHECKBOXES
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,15 +19,7 @@ STATUS_NAMES = ("TODO", "IN-PROGRESS", "IN-REVIEW", "DONE", "BLOCKED", "CLOSED")
 
 @pytest.mark.parametrize(
     ("char", "status"),
-    [
-        (" ", Status.TODO),
-        ("+", Status.IN_PROGRESS),
-        ("-", Status.IN_REVIEW),
-        ("x", Status.DONE),
-        ("X", Status.DONE),
-        ("~", Status.BLOCKED),
-        ("!", Status.CLOSED),
-    ],
+    CHECKBOXES,
 )
 def test_checkbox_character_maps_to_status(char: str, status: Status) -> None:
     assert Status.from_checkbox(char) is status
