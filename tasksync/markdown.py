@@ -9,6 +9,7 @@ newline all survive.
 
 from __future__ import annotations
 
+import bisect
 import posixpath
 import re
 from collections.abc import Iterator
@@ -26,6 +27,10 @@ _TASK_HEAD = re.compile(r"- \[(.)\] ")
 # Ids longer than 18 digits are not ids (and would not fit any sane counter).
 _ID_LINK = re.compile(r" \[(md#|#)([0-9]{1,18})\]\(")
 MAX_ID = 10**18
+# A fence line: the first non-blank characters are ```. (`\s` matches what str.lstrip strips.)
+_FENCE_LINE = re.compile(r"^[^\S\n]*```", re.MULTILINE)
+# The first line that does not start with a blank or tab: no description goes past it.
+_NOT_INDENTED = re.compile(r"^(?![ \t])", re.MULTILINE)
 # A description bullet: indented, then "-" and its text; any other line ends the block.
 _DESCRIPTION = re.compile(r"[ \t]+- ?(.*)")
 
@@ -60,6 +65,7 @@ class TaskLine(NamedTuple):
     rest: str  # everything after the link's closing parenthesis
     description: tuple[str, ...]
     id_col: int  # column where the `` [ID](`` link starts
+    offset: int  # where the line starts in the text
 
     @property
     def status(self) -> Status:
@@ -91,6 +97,26 @@ def resolve_link(link: str) -> str | None:
     return normal
 
 
+def _description(lines: tuple[str, ...], start: int) -> tuple[str, ...]:
+    """The description bullets from ``lines[start]`` on, up to the first other line."""
+    description: list[str] = []
+    for line in lines[start:]:
+        following = _content(line)
+        if _is_blank(following) or following.lstrip().startswith("```"):
+            break
+        bullet = _DESCRIPTION.fullmatch(following)
+        if bullet is None:
+            break
+        description.append(bullet.group(1) or "")
+    return tuple(description)
+
+
+def _block_end(text: str, start: int) -> int:
+    """Where the indented lines that start at ``start`` end (a description is no longer)."""
+    match = _NOT_INDENTED.search(text, start)
+    return len(text) if match is None else match.start()
+
+
 def parse_task_line(content: str) -> tuple[str, str, TaskId, str, str, int] | None:
     """Split one line (without its ending) into checkbox, title, id, link and the rest.
 
@@ -114,9 +140,15 @@ def parse_task_line(content: str) -> tuple[str, str, TaskId, str, str, int] | No
 
 
 class Index:
-    """A parsed ``process/tasks.md``: its lines and where its tasks are. Immutable."""
+    """A parsed ``process/tasks.md``: its lines and where its tasks are. Immutable.
 
-    __slots__ = ("lines", "open_fence", "reserved", "tasks")
+    Parsing is lazy. An index made from text answers :meth:`find` with one regular-expression
+    pass over the text and edits a checkbox by splicing one character, so a single status change
+    on a large file never splits it into lines; the full parse happens on first use of
+    :attr:`lines` or :attr:`tasks`, once per index (and an index is cached per blob id).
+    """
+
+    __slots__ = ("_fences", "_lines", "_open_fence", "_positions", "_reserved", "_tasks", "_text")
 
     def __init__(
         self,
@@ -125,25 +157,24 @@ class Index:
         reserved: frozenset[int] = frozenset(),
         open_fence: int | None = None,
     ) -> None:
-        self.lines = lines
-        self.tasks = tasks
+        self._text: str | None = None
+        self._lines: tuple[str, ...] | None = lines
+        self._tasks: tuple[TaskLine, ...] | None = tasks
         # Numbers of task-shaped lines whose checkbox is unknown: not tasks, never reused.
-        self.reserved = reserved
+        self._reserved = reserved
         # The line of a ``` fence that is never closed, if any: everything after it is code.
-        self.open_fence = open_fence
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Index) and other.lines == self.lines
-
-    def __hash__(self) -> int:
-        return hash(self.lines)
-
-    def __repr__(self) -> str:
-        return f"Index({len(self.lines)} lines, {len(self.tasks)} tasks)"
+        self._open_fence = open_fence
+        self._positions: dict[int, list[int]] | None = None
+        self._fences: list[int] | None = None
 
     @classmethod
     def parse(cls, text: str) -> Index:
-        return cls.from_lines(split_lines(text))
+        index = cls.__new__(cls)
+        index._text = text
+        index._lines = index._tasks = index._positions = index._fences = None
+        index._reserved = frozenset()
+        index._open_fence = None
+        return index
 
     @classmethod
     def from_lines(cls, lines: tuple[str, ...]) -> Index:
@@ -151,46 +182,84 @@ class Index:
         reserved: set[int] = set()
         fence: int | None = None
         i = 0
+        offset = 0
         count = len(lines)
         while i < count:
-            content = _content(lines[i])
+            line = lines[i]
+            content = _content(line)
             if content.lstrip().startswith("```"):
                 fence = i if fence is None else None
-                i += 1
-                continue
-            in_fence = fence is not None
-            if in_fence or not content.startswith("- ["):
-                i += 1
-                continue
-            parsed = parse_task_line(content)
-            if parsed is None:
-                i += 1
-                continue
-            checkbox, title, task_id, link, rest, id_col = parsed
-            if Status.from_checkbox(checkbox) is None:
-                reserved.add(task_id.number)
-                i += 1
-                continue
-            end = i + 1
-            description: list[str] = []
-            while end < count:
-                following = _content(lines[end])
-                if _is_blank(following) or following.lstrip().startswith("```"):
-                    break
-                bullet = _DESCRIPTION.fullmatch(following)
-                if bullet is None:
-                    break
-                description.append(bullet.group(1) or "")
-                end += 1
-            tasks.append(
-                TaskLine(i, end, checkbox, title, task_id, link, rest, tuple(description), id_col)
-            )
-            i = end
+            elif fence is None and content.startswith("- ["):
+                parsed = parse_task_line(content)
+                if parsed is not None:
+                    checkbox, title, task_id, link, rest, id_col = parsed
+                    if Status.from_checkbox(checkbox) is None:
+                        reserved.add(task_id.number)
+                    else:
+                        description = _description(lines, i + 1)
+                        end = i + 1 + len(description)
+                        tasks.append(
+                            TaskLine(
+                                i,
+                                end,
+                                checkbox,
+                                title,
+                                task_id,
+                                link,
+                                rest,
+                                description,
+                                id_col,
+                                offset,
+                            )
+                        )
+                        while i + 1 < end:
+                            i += 1
+                            offset += len(line)
+                            line = lines[i]
+            offset += len(line)
+            i += 1
         return cls(lines, tuple(tasks), frozenset(reserved), fence)
+
+    def _parsed(self) -> tuple[tuple[str, ...], tuple[TaskLine, ...]]:
+        if self._lines is None or self._tasks is None:
+            full = Index.from_lines(split_lines(self.text))
+            self._reserved, self._open_fence = full._reserved, full._open_fence
+            self._lines, self._tasks = full._lines, full._tasks
+        assert self._lines is not None and self._tasks is not None  # noqa: S101 - set above
+        return self._lines, self._tasks
+
+    @property
+    def lines(self) -> tuple[str, ...]:
+        return self._parsed()[0]
+
+    @property
+    def tasks(self) -> tuple[TaskLine, ...]:
+        return self._parsed()[1]
+
+    @property
+    def reserved(self) -> frozenset[int]:
+        self._parsed()
+        return self._reserved
+
+    @property
+    def open_fence(self) -> int | None:
+        self._parsed()
+        return self._open_fence
 
     @property
     def text(self) -> str:
-        return "".join(self.lines)
+        if self._text is None:
+            self._text = "".join(self._lines or ())
+        return self._text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Index) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+    def __repr__(self) -> str:
+        return f"Index({len(self.lines)} lines, {len(self.tasks)} tasks)"
 
     def __iter__(self) -> Iterator[TaskLine]:
         return iter(self.tasks)
@@ -199,7 +268,10 @@ class Index:
 
     def find(self, task_id: TaskId) -> TaskLine:
         """The task with ``task_id``'s number; raise when there is none or more than one."""
-        found = [t for t in self.tasks if t.id.number == task_id.number]
+        if self._tasks is None:
+            found = self._scan(task_id.number)
+        else:
+            found = [self._tasks[k] for k in self._position_map().get(task_id.number, ())]
         if len(found) > 1:
             exact = [t for t in found if t.id.prefix == task_id.prefix]
             found = exact if len(exact) == 1 else found
@@ -208,6 +280,49 @@ class Index:
         if len(found) > 1:
             raise AmbiguousTaskId(str(found[0].id), (t.line + 1 for t in found))
         return found[0]
+
+    def _scan(self, number: int) -> list[TaskLine]:
+        """Find the task lines with ``number`` without parsing the whole text.
+
+        Candidate lines come from one regular-expression pass; each is then read exactly as the
+        full parse reads it: a task line outside fences, with a known checkbox, whose last id
+        link has this number. Fence state at a line is the parity of fence lines before it.
+        """
+        text = self.text
+        if self._fences is None:
+            self._fences = [m.start() for m in _FENCE_LINE.finditer(text)]
+        fences = self._fences
+        found: list[TaskLine] = []
+        pattern = re.compile(rf"^- \[[^\n]* \[(?:md#|#)0*{number}\]\(", re.MULTILINE)
+        for match in pattern.finditer(text):
+            start = match.start()
+            if bisect.bisect_left(fences, start) % 2:
+                continue  # inside a fence
+            stop = text.find("\n", start)
+            stop = len(text) if stop < 0 else stop + 1
+            parsed = parse_task_line(_content(text[start:stop]))
+            if parsed is None or parsed[2].number != number:
+                continue
+            checkbox, title, task_id, link, rest, id_col = parsed
+            if Status.from_checkbox(checkbox) is None:
+                continue
+            line = text.count("\n", 0, start)
+            description = _description(split_lines(text[stop : _block_end(text, stop)]), 0)
+            found.append(
+                TaskLine(
+                    line,
+                    line + 1 + len(description),
+                    checkbox,
+                    title,
+                    task_id,
+                    link,
+                    rest,
+                    description,
+                    id_col,
+                    start,
+                )
+            )
+        return found
 
     def next_id(self) -> TaskId:
         """Highest numeric id + 1 in the file's id style (``#001`` for an empty file)."""
@@ -236,13 +351,38 @@ class Index:
     # -- edits ----------------------------------------------------------------------------------
 
     def with_checkbox(self, task: TaskLine, checkbox: str) -> Index:
-        """Rewrite only the checkbox character of ``task``'s line."""
-        old = self.lines[task.line]
-        new_line = old[:3] + checkbox + old[4:]
-        lines = (*self.lines[: task.line], new_line, *self.lines[task.line + 1 :])
-        updated = task._replace(checkbox=checkbox)
-        tasks = tuple(updated if t is task else t for t in self.tasks)
-        return Index(lines, tasks, self.reserved, self.open_fence)
+        """Rewrite only the checkbox character of ``task``'s line.
+
+        The new index shares everything but that character with this one, so a chain of status
+        changes costs no parsing, whether or not this index was ever fully parsed.
+        """
+        text = self.text
+        at = task.offset + 3
+        new = Index.parse(text[:at] + checkbox + text[at + 1 :])
+        new._fences = self._fences
+        if self._lines is not None and self._tasks is not None:
+            lines, tasks = self._lines, self._tasks
+            old = lines[task.line]
+            positions = self._position_map()
+            k = next(k for k in positions[task.id.number] if tasks[k].line == task.line)
+            new._lines = (
+                *lines[: task.line],
+                old[:3] + checkbox + old[4:],
+                *lines[task.line + 1 :],
+            )
+            new._tasks = (*tasks[:k], task._replace(checkbox=checkbox), *tasks[k + 1 :])
+            new._reserved, new._open_fence = self._reserved, self._open_fence
+            new._positions = positions
+        return new
+
+    def _position_map(self) -> dict[int, list[int]]:
+        """Task number → positions in :attr:`tasks` (several when a file repeats an id)."""
+        if self._positions is None:
+            positions: dict[int, list[int]] = {}
+            for k, task in enumerate(self.tasks):
+                positions.setdefault(task.id.number, []).append(k)
+            self._positions = positions
+        return self._positions
 
     def with_title(self, task: TaskLine, title: str) -> Index:
         """Replace only the title part of ``task``'s line."""

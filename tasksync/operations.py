@@ -10,7 +10,7 @@ actually replaced.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .errors import PreconditionFailed, SpecNotFound
@@ -122,8 +122,9 @@ class SetStatus(NamedTuple):
         old = entry.status
         if self.expect is not None and old is not self.expect:
             raise PreconditionFailed(str(entry.id), "status", self.expect.value, old.value)
+        task = snap.task(entry)
         if old is self.status:
-            return snap.task(entry)
+            return task
         new_index = snap.index.with_checkbox(entry, self.status.checkbox)
         return Change(
             new_index,
@@ -132,7 +133,7 @@ class SetStatus(NamedTuple):
             _trailers(
                 "set-status", entry.id, ("Tasksync-Status", f"{old.value} -> {self.status.value}")
             ),
-            snap.task(new_index.find(entry.id)),
+            replace(task, status=self.status),
         )
 
 

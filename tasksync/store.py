@@ -56,6 +56,8 @@ class _Cache(Generic[T]):
 
 _PARSED: _Cache[Index] = _Cache(16)
 _TEXTS: _Cache[str] = _Cache(4096)
+_NAMES: _Cache[dict[str, str]] = _Cache(8)  # directory tree id → {file name: blob id}
+_LOOKED_UP: _Cache[bool] = _Cache(64)  # directory tree ids read once
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
 
 
@@ -172,10 +174,41 @@ class Repo:
         index = Index.parse("") if blob_id is None else self._index(blob_id)
 
         def read(path: str) -> str | None:
-            found = _blob_id(tree, path)
+            found = self._lookup(tree, path)
             return None if found is None else self._text(found, path)
 
         return Snapshot(index, read, commit_id)
+
+    def _lookup(self, tree: pygit2.Tree, path: str) -> str | None:
+        """The blob id at ``path``; big directories are indexed once they are read twice.
+
+        libgit2 keeps no large tree in its object cache, so each lookup in a directory of
+        thousands of spec files inflates and scans it again; a process that reads the same
+        directory a second time gets a name map for it instead.
+        """
+        directory, _, name = path.rpartition("/")
+        try:
+            entry = tree[directory] if directory else None
+        except (KeyError, ValueError):
+            return None
+        if entry is None or entry.type_str != "tree":
+            return _blob_id(tree, path)
+        key = str(entry.id)
+        names = _NAMES.get(key)
+        if names is None:
+            if _LOOKED_UP.get(key) is None:
+                _LOOKED_UP.put(key, True)
+                return _blob_id(tree, path)
+            listing = self._repo.get(entry.id)
+            if not isinstance(listing, pygit2.Tree):
+                return None
+            names = {
+                item.name: str(item.id)
+                for item in listing
+                if item.name is not None and item.type_str == "blob"
+            }
+            _NAMES.put(key, names)
+        return names.get(name)
 
     def _commit(self, commit_id: str) -> pygit2.Commit:
         obj = self._repo.get(commit_id)

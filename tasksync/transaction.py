@@ -15,7 +15,6 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from pathlib import Path
 from typing import TypeVar
 
 from .errors import ContentionTimeout, NotInitialized, TaskSyncError
@@ -52,12 +51,8 @@ class Transactor:
         self.trailers = trailers
         # Test seam: called after the objects are written and before the compare-and-swap.
         self.before_swap: Callable[[], None] | None = None
-
-    @property
-    def lock_path(self) -> Path:
-        """The kernel file lock of this ref, in the common git dir."""
-        name = self.ref.replace("/", "%") + ".lock"
-        return self.repo.location.common_dir / "tasksync" / name
+        name = ref.replace("/", "%") + ".lock"
+        self.lock_path = repo.location.common_dir / "tasksync" / name
 
     def snapshot(self) -> Snapshot:
         """The tip as it is now; raises NotInitialized before ``init``."""

@@ -11,7 +11,7 @@ from conftest import CHECKBOXES
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tasksync.errors import AmbiguousTaskId, InvalidTitle, TaskNotFound
+from tasksync.errors import AmbiguousTaskId, InvalidTitle, TaskNotFound, TaskSyncError
 from tasksync.markdown import Index, TaskLine, resolve_link, split_lines, task_line
 from tasksync.model import CHECKBOX_CHARS, Status, TaskId, check_title, slugify
 
@@ -1064,3 +1064,45 @@ def test_reading_any_task_line_form() -> None:
     )
     assert match is not None
     assert match.groups() == ("~", "A title", "md#012", "tasks/012-a-title.md")
+
+
+def _lookup(index: Index, number: int) -> object:
+    """What ``find`` answers for ``number``: the task's fields, or the error's type and text."""
+    try:
+        return tuple(index.find(TaskId(number)))  # every field: line, end, offset included
+    except TaskSyncError as error:
+        return (type(error), str(error))
+
+
+def _numbers_in(text: str) -> set[int]:
+    found = {int(n) for n in re.findall(r"#0*([0-9]{1,6})\]", text)}
+    return found | {0, 1, 2, max(found, default=0) + 1}
+
+
+@given(st.one_of(any_text, documents().map(lambda doc: doc.text)))
+def test_lazy_find_answers_as_the_full_parse_does(text: str) -> None:
+    # A fresh index answers find() with one regex pass over the text; it must agree with the
+    # full parse on every number: same task fields (offset included), same errors.
+    for number in _numbers_in(text):
+        lazy = Index.parse(text)
+        full = Index.parse(text)
+        assert full.tasks is not None  # force the full parse
+        assert _lookup(lazy, number) == _lookup(full, number)
+
+
+@given(documents(min_tasks=1), st.data())
+def test_checkbox_edit_on_a_lazy_index_matches_the_parsed_one(
+    doc: Doc, data: st.DataObject
+) -> None:
+    text = doc.text
+    parsed = Index.parse(text)
+    target = data.draw(st.sampled_from(parsed.tasks))
+    char = data.draw(st.sampled_from(sorted(CHECKBOX_CHARS)))
+    lazy = Index.parse(text)
+    from_lazy = lazy.with_checkbox(lazy.find(target.id), char)
+    from_parsed = parsed.with_checkbox(parsed.find(target.id), char)
+    assert from_lazy.text == from_parsed.text
+    assert from_parsed.lines == Index.parse(from_parsed.text).lines
+    assert [tuple(t) for t in from_parsed.tasks] == [
+        tuple(t) for t in Index.parse(from_lazy.text).tasks
+    ]
