@@ -27,8 +27,7 @@ _TASK_HEAD = re.compile(r"- \[(.)\] ")
 # Ids longer than 18 digits are not ids (and would not fit any sane counter).
 _ID_LINK = re.compile(r" \[(md#|#)([0-9]{1,18})\]\(")
 MAX_ID = 10**18
-# A fence line: the first non-blank characters are ```. (`\s` matches what str.lstrip strips.)
-_FENCE_LINE = re.compile(r"^[^\S\n]*```", re.MULTILINE)
+_ANY_ID_LINK = re.compile(r" \[(?:md#|#)([0-9]{1,18})\]\(")
 # The first line that does not start with a blank or tab: no description goes past it.
 _NOT_INDENTED = re.compile(r"^(?![ \t])", re.MULTILINE)
 # A description bullet: indented, then "-" and its text; any other line ends the block.
@@ -111,6 +110,34 @@ def _description(lines: tuple[str, ...], start: int) -> tuple[str, ...]:
     return tuple(description)
 
 
+def _fence_lines(text: str) -> list[int]:
+    """Where the fence lines start: lines whose first non-blank characters are ```."""
+    starts: list[int] = []
+    at = text.find("```")
+    while at >= 0:
+        start = text.rfind("\n", 0, at) + 1
+        if not text[start:at].strip():  # only blanks before: what str.lstrip would strip
+            starts.append(start)
+            end = text.find("\n", at)
+            if end < 0:
+                break
+            at = text.find("```", end)
+        else:
+            at = text.find("```", at + 3)
+    return starts
+
+
+def _link_lines(text: str) -> dict[int, list[int]]:
+    """Id number → starts of the lines holding an id link with that number."""
+    links: dict[int, list[int]] = {}
+    for match in _ANY_ID_LINK.finditer(text):
+        start = text.rfind("\n", 0, match.start()) + 1
+        lines = links.setdefault(int(match.group(1)), [])
+        if not lines or lines[-1] != start:
+            lines.append(start)
+    return links
+
+
 def _block_end(text: str, start: int) -> int:
     """Where the indented lines that start at ``start`` end (a description is no longer)."""
     match = _NOT_INDENTED.search(text, start)
@@ -148,7 +175,17 @@ class Index:
     :attr:`lines` or :attr:`tasks`, once per index (and an index is cached per blob id).
     """
 
-    __slots__ = ("_fences", "_lines", "_open_fence", "_positions", "_reserved", "_tasks", "_text")
+    __slots__ = (
+        "_fences",
+        "_lines",
+        "_links",
+        "_lookups",
+        "_open_fence",
+        "_positions",
+        "_reserved",
+        "_tasks",
+        "_text",
+    )
 
     def __init__(
         self,
@@ -166,12 +203,17 @@ class Index:
         self._open_fence = open_fence
         self._positions: dict[int, list[int]] | None = None
         self._fences: list[int] | None = None
+        # Lazy lookups: number → starts of lines holding such an id link, built on the second
+        # lookup in a chain of checkbox edits (which keep every line where it is).
+        self._links: dict[int, list[int]] | None = None
+        self._lookups = 0
 
     @classmethod
     def parse(cls, text: str) -> Index:
         index = cls.__new__(cls)
         index._text = text
-        index._lines = index._tasks = index._positions = index._fences = None
+        index._lines = index._tasks = index._positions = index._fences = index._links = None
+        index._lookups = 0
         index._reserved = frozenset()
         index._open_fence = None
         return index
@@ -284,20 +326,33 @@ class Index:
     def _scan(self, number: int) -> list[TaskLine]:
         """Find the task lines with ``number`` without parsing the whole text.
 
-        Candidate lines come from one regular-expression pass; each is then read exactly as the
-        full parse reads it: a task line outside fences, with a known checkbox, whose last id
-        link has this number. Fence state at a line is the parity of fence lines before it.
+        Candidate lines are those holding an id link with this number: found by a search for
+        the link on a first lookup, and from a map of every id link built once on the second
+        (the map survives checkbox edits, which move no line). Each candidate is then read
+        exactly as the full parse reads it: a task line outside fences, with a known checkbox,
+        whose last id link has this number. A line is inside a fence when an odd number of
+        fence lines come before it.
         """
         text = self.text
         if self._fences is None:
-            self._fences = [m.start() for m in _FENCE_LINE.finditer(text)]
+            self._fences = _fence_lines(text)
         fences = self._fences
+        self._lookups += 1
+        if self._links is None and self._lookups > 1:
+            self._links = _link_lines(text)
+        if self._links is not None:
+            candidates = self._links.get(number, [])
+        else:
+            candidates = sorted(
+                {
+                    text.rfind("\n", 0, match.start()) + 1
+                    for match in re.finditer(rf" \[(?:md#|#)0*{number}\]\(", text)
+                }
+            )
         found: list[TaskLine] = []
-        pattern = re.compile(rf"^- \[[^\n]* \[(?:md#|#)0*{number}\]\(", re.MULTILINE)
-        for match in pattern.finditer(text):
-            start = match.start()
-            if bisect.bisect_left(fences, start) % 2:
-                continue  # inside a fence
+        for start in candidates:
+            if not text.startswith("- [", start) or bisect.bisect_left(fences, start) % 2:
+                continue  # not a task line, or inside a fence
             stop = text.find("\n", start)
             stop = len(text) if stop < 0 else stop + 1
             parsed = parse_task_line(_content(text[start:stop]))
@@ -359,7 +414,7 @@ class Index:
         text = self.text
         at = task.offset + 3
         new = Index.parse(text[:at] + checkbox + text[at + 1 :])
-        new._fences = self._fences
+        new._fences, new._links, new._lookups = self._fences, self._links, self._lookups
         if self._lines is not None and self._tasks is not None:
             lines, tasks = self._lines, self._tasks
             old = lines[task.line]

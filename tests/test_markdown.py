@@ -1083,11 +1083,14 @@ def _numbers_in(text: str) -> set[int]:
 def test_lazy_find_answers_as_the_full_parse_does(text: str) -> None:
     # A fresh index answers find() with one regex pass over the text; it must agree with the
     # full parse on every number: same task fields (offset included), same errors.
+    full = Index.parse(text)
+    assert full.tasks is not None  # force the full parse
+    reused = Index.parse(text)  # answers from its map of id links after the first lookup
     for number in _numbers_in(text):
-        lazy = Index.parse(text)
-        full = Index.parse(text)
-        assert full.tasks is not None  # force the full parse
-        assert _lookup(lazy, number) == _lookup(full, number)
+        expected = _lookup(full, number)
+        assert _lookup(Index.parse(text), number) == expected
+        assert _lookup(reused, number) == expected
+        assert _lookup(reused, number) == expected
 
 
 @given(documents(min_tasks=1), st.data())
@@ -1099,7 +1102,9 @@ def test_checkbox_edit_on_a_lazy_index_matches_the_parsed_one(
     target = data.draw(st.sampled_from(parsed.tasks))
     char = data.draw(st.sampled_from(sorted(CHECKBOX_CHARS)))
     lazy = Index.parse(text)
+    lazy.find(target.id)  # a second lookup switches to the map of id links
     from_lazy = lazy.with_checkbox(lazy.find(target.id), char)
+    from_lazy = from_lazy.with_checkbox(from_lazy.find(target.id), char)
     from_parsed = parsed.with_checkbox(parsed.find(target.id), char)
     assert from_lazy.text == from_parsed.text
     assert from_parsed.lines == Index.parse(from_parsed.text).lines
