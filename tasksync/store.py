@@ -95,6 +95,7 @@ class Repo:
         self._repo = repo
         self.location = location
         self._config_snapshot: pygit2.Config | None = None
+        self._config_values: dict[str, str | None] = {}
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str]) -> Repo:
@@ -132,13 +133,16 @@ class Repo:
         return self._config_snapshot
 
     def config(self, key: str) -> str | None:
+        if key in self._config_values:
+            return self._config_values[key]
         try:
-            value = self._config()[key]
+            found: str | None = str(self._config()[key])
         except KeyError:
-            return None
+            found = None
         except pygit2.GitError as error:
             raise ConfigError(key, str(error), "fix it with `git config --edit`") from error
-        return str(value)
+        self._config_values[key] = found
+        return found
 
     def config_bool(self, key: str, default: bool) -> bool:
         if self.config(key) is None:
@@ -303,8 +307,9 @@ class Repo:
             _check_path(path)
             blobs[path] = None if text is None else repo.create_blob(text.encode("utf-8"))
         tree = self._write_tree(base, blobs)
-        author = _signature(signatures.author)
-        committer = _signature(signatures.committer)
+        now = signatures.author.stamp()
+        author = _signature(signatures.author, now)
+        committer = _signature(signatures.committer, now)
         parents = [pygit2.Oid(hex=parent)] if parent is not None else []
         return str(repo.create_commit(None, author, committer, change.message, tree, parents))
 
@@ -393,6 +398,7 @@ def _check_path(path: str) -> None:
         raise FormatError(path, "refusing to write a path outside process/ or with odd characters")
 
 
-def _signature(identity: Identity) -> pygit2.Signature:
-    seconds, offset = identity.stamp()
+def _signature(identity: Identity, now: tuple[int, int]) -> pygit2.Signature:
+    """A pygit2 signature at the identity's fixed time, or at ``now`` when it has none."""
+    seconds, offset = identity.when or now
     return pygit2.Signature(identity.name, identity.email, seconds, offset)
