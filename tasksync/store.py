@@ -307,6 +307,8 @@ class Repo:
             _check_path(path)
             blobs[path] = None if text is None else repo.create_blob(text.encode("utf-8"))
         tree = self._write_tree(base, blobs)
+        if tree is None:  # every file removed: the root is the empty tree
+            tree = repo.TreeBuilder().write()
         now = signatures.author.stamp()
         author = _signature(signatures.author, now)
         committer = _signature(signatures.committer, now)
@@ -315,7 +317,8 @@ class Repo:
 
     def _write_tree(
         self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None]
-    ) -> pygit2.Oid:
+    ) -> pygit2.Oid | None:
+        """Write ``base`` with ``blobs`` put in (None removes); None when it ends up empty."""
         repo = self._repo
         builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
         groups: dict[str, dict[str, pygit2.Oid | None]] = {}
@@ -332,13 +335,11 @@ class Repo:
             existing = builder.get(name)
             found = repo.get(existing.id) if existing is not None else None
             oid = self._write_tree(found if isinstance(found, pygit2.Tree) else None, inner)
-            written = repo.get(oid)
-            if isinstance(written, pygit2.Tree) and len(written) == 0:
-                if existing is not None:
-                    builder.remove(name)
-            else:
+            if oid is not None:
                 builder.insert(name, oid, pygit2.GIT_FILEMODE_TREE)
-        return builder.write()
+            elif existing is not None:
+                builder.remove(name)
+        return builder.write() if len(builder) else None
 
     def set_if_equals(self, ref: str, expected: str | None, new: str, message: str) -> None:
         """Move ``ref`` from ``expected`` (None: absent) to ``new``, or raise WriteFailed.
