@@ -379,10 +379,16 @@ class SizeResult:
     floor: Stats
     cli: Stats
     bare_import: Stats
+    control: Stats  # the floor again, in a second repository built the same way
 
     @property
     def floor_ratio(self) -> float:
         return self.in_process.median_ms / self.floor.median_ms
+
+    @property
+    def control_ratio(self) -> float:
+        """How far two identical floors differ: what the harness can resolve at this size."""
+        return self.control.median_ms / self.floor.median_ms
 
     @property
     def cli_ratio(self) -> float:
@@ -411,11 +417,18 @@ class StatusQuoResult:
 
 def measure_size(
     root: Path, lay: Layout, plan: Plan, cli: Path, interpreter: str
-) -> tuple[Stats, Stats, Stats, Stats]:
+) -> tuple[Stats, Stats, Stats, Stats, Stats]:
     build_store(root / "in-process", lay)
     build_store(root / "floor", lay)
-    ops = [tasksync_op(root / "in-process"), floor_op(root / "floor", lay)]
-    (in_process, floor), steps = interleaved(ops, walk(lay.size), plan.iterations(lay.size), plan)
+    build_store(root / "control", lay)
+    ops = [
+        tasksync_op(root / "in-process"),
+        floor_op(root / "floor", lay),
+        floor_op(root / "control", lay),
+    ]
+    (in_process, floor, control), steps = interleaved(
+        ops, walk(lay.size), plan.iterations(lay.size), plan
+    )
     expected = applied(lay, steps)
     check_same_bytes(root / "in-process", f"{REF}:{INDEX_PATH}", expected, "in-process")
     check_same_bytes(root / "floor", f"{REF}:{INDEX_PATH}", expected, "floor")
@@ -435,9 +448,9 @@ def measure_size(
             if i >= plan.cli_warmup:
                 into.append(elapsed)
     check_same_bytes(root / "cli", f"{REF}:{INDEX_PATH}", applied(lay, cli_steps), "CLI")
-    for name in ("in-process", "floor", "cli"):
+    for name in ("in-process", "floor", "control", "cli"):
         shutil.rmtree(root / name)
-    return stats(in_process), stats(floor), stats(cli_ns), stats(bare_ns)
+    return stats(in_process), stats(floor), stats(cli_ns), stats(bare_ns), stats(control)
 
 
 def measure_status_quo(
@@ -585,8 +598,9 @@ def ms(value: float) -> str:
 def tables(sizes: Sequence[SizeResult], quo: Sequence[StatusQuoResult]) -> str:
     out = [
         "| tasks | tasks.md | in-process median / p99 | git floor median / p99 "
-        "| in-process \u00f7 floor | CLI median | bare import median | CLI \u00f7 bare import |",
-        "|---:|---:|---:|---:|---|---:|---:|---|",
+        "| in-process \u00f7 floor | control \u00f7 floor | CLI median | bare import median "
+        "| CLI \u00f7 bare import |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---|",
     ]
     for r in sizes:
         out.append(
@@ -594,6 +608,7 @@ def tables(sizes: Sequence[SizeResult], quo: Sequence[StatusQuoResult]) -> str:
             f"| {ms(r.in_process.median_ms)} / {ms(r.in_process.p99_ms)} "
             f"| {ms(r.floor.median_ms)} / {ms(r.floor.p99_ms)} "
             f"| {verdict(r.floor_ratio, TARGETS['in_process_vs_floor'], at_most=True)} "
+            f"| {r.control_ratio:.2f}\u00d7 "
             f"| {ms(r.cli.median_ms)} | {ms(r.bare_import.median_ms)} "
             f"| {verdict(r.cli_ratio, TARGETS['cli_vs_bare_import'], at_most=True)} |"
         )
@@ -638,9 +653,11 @@ def run(args: argparse.Namespace) -> None:
         for size in args.sizes:
             lay = layout(size)
             print(f"measuring {size:,} tasks ...", file=sys.stderr, flush=True)
-            in_process, floor, cli_stats, bare = measure_size(root, lay, plan, cli, interpreter)
+            in_process, floor, cli_stats, bare, control = measure_size(
+                root, lay, plan, cli, interpreter
+            )
             size_results.append(
-                SizeResult(size, len(lay.index), in_process, floor, cli_stats, bare)
+                SizeResult(size, len(lay.index), in_process, floor, cli_stats, bare, control)
             )
             for kind, extra in (("tiny", 0), ("big", STATUS_QUO_EXTRA_FILES)):
                 if kind == "big" and size != STATUS_QUO_BIG_SIZE:
@@ -675,6 +692,7 @@ def run(args: argparse.Namespace) -> None:
             {
                 **asdict(r),
                 "in_process_vs_floor": round(r.floor_ratio, 3),
+                "control_vs_floor": round(r.control_ratio, 3),
                 "cli_vs_bare_import": round(r.cli_ratio, 3),
             }
             for r in size_results

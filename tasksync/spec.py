@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .errors import InvalidDescription
 from .markdown import split_lines
@@ -40,6 +41,7 @@ def _context_span(lines: tuple[str, ...]) -> tuple[int, int] | None:
     return None if start is None else (start, len(lines))
 
 
+@lru_cache(maxsize=1024)
 def context(text: str) -> str | None:
     """The ``## Context`` section's text without surrounding blank lines, or None."""
     lines = split_lines(text)
