@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import NamedTuple
 
 from .errors import ConfigError
@@ -25,8 +25,7 @@ class Identity(NamedTuple):
         if self.when is not None:
             return self.when
         now = time.time()
-        offset = datetime.fromtimestamp(now).astimezone().utcoffset() or timedelta(0)
-        return int(now), int(offset.total_seconds()) // 60
+        return int(now), time.localtime(now).tm_gmtoff // 60
 
 
 class Signatures(NamedTuple):

@@ -38,9 +38,9 @@ class Status(Enum):
     def parse(cls, text: str) -> Status:
         """Read a status name as a user types it: any case, ``_`` or ``-``, or a checkbox."""
         key = text.strip().upper().replace("_", "-").replace(" ", "-")
-        for status in cls:
-            if status.value == key:
-                return status
+        found = _STATUS_BY_NAME.get(key)
+        if found is not None:
+            return found
         if len(text) == 1 and text in _STATUS_OF:
             return _STATUS_OF[text]
         raise InvalidStatus(text, [s.value for s in cls])
@@ -55,6 +55,7 @@ _CHECKBOX_OF = {
     Status.CLOSED: "!",
 }
 _STATUS_OF = {char: status for status, char in _CHECKBOX_OF.items()} | {"X": Status.DONE}
+_STATUS_BY_NAME = {status.value: status for status in Status}
 
 #: The checkbox characters a task line may carry.
 CHECKBOX_CHARS = frozenset(_STATUS_OF)
@@ -82,6 +83,8 @@ class TaskId:
         A bare number or ``task#`` form gets the ``#`` prefix; lookups match by number, so the
         prefix of a parsed id only matters when a file mixes both styles.
         """
+        if text.isdecimal() and text.isascii() and len(text) <= 18:
+            return cls(int(text))
         match = _ID_INPUT.fullmatch(text.strip())
         if match is None:
             raise InvalidTaskId(text)

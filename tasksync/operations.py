@@ -10,7 +10,7 @@ actually replaced.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from .errors import PreconditionFailed, SpecNotFound
@@ -50,7 +50,11 @@ class Change:
 
     @property
     def message(self) -> str:
-        body = "".join(f"{key}: {value}\n" for key, value in self.trailers)
+        return self.message_with(())
+
+    def message_with(self, trailers: Trailers) -> str:
+        """The commit message: the summary, a blank line, this change's trailers and more."""
+        body = "".join(f"{key}: {value}\n" for key, value in (*self.trailers, *trailers))
         return f"{self.summary}\n\n{body}"
 
 
@@ -133,7 +137,7 @@ class SetStatus(NamedTuple):
             _trailers(
                 "set-status", entry.id, ("Tasksync-Status", f"{old.value} -> {self.status.value}")
             ),
-            replace(task, status=self.status),
+            Task(task.id, task.title, self.status, task.spec_path, task.description),
         )
 
 

@@ -288,14 +288,18 @@ class Repo:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def write_commit(self, parent: str | None, change: Change, signatures: Signatures) -> str:
+    def write_commit(
+        self, parent: str | None, change: Change, message: str, signatures: Signatures
+    ) -> str:
         """Write the blobs, trees and commit of ``change`` on top of ``parent``."""
         try:
-            return self._write_commit(parent, change, signatures)
+            return self._write_commit(parent, change, message, signatures)
         except (pygit2.GitError, OSError) as error:
             raise WriteFailed(str(error)) from error
 
-    def _write_commit(self, parent: str | None, change: Change, signatures: Signatures) -> str:
+    def _write_commit(
+        self, parent: str | None, change: Change, message: str, signatures: Signatures
+    ) -> str:
         repo = self._repo
         base = self._commit(parent).tree if parent is not None else None
         blobs: dict[str, pygit2.Oid | None] = {}
@@ -313,7 +317,7 @@ class Repo:
         author = _signature(signatures.author, now)
         committer = _signature(signatures.committer, now)
         parents = [pygit2.Oid(hex=parent)] if parent is not None else []
-        return str(repo.create_commit(None, author, committer, change.message, tree, parents))
+        return str(repo.create_commit(None, author, committer, message, tree, parents))
 
     def _write_tree(
         self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None]

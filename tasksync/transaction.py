@@ -110,18 +110,16 @@ class Transactor:
         trailers: tuple[tuple[str, str], ...],
     ) -> str | None:
         """One write and compare-and-swap; the new commit id when it landed, else None."""
-        full = Change(
-            change.index, change.files, change.summary, change.trailers + trailers, change.task
-        )
+        message = change.message_with(trailers)
         new: str | None = None
         try:
-            new = self.repo.write_commit(tip, full, signatures)
+            new = self.repo.write_commit(tip, change, message, signatures)
             if self.before_swap is not None:
                 self.before_swap()
             if tip is None:
-                self.repo.add_if_new(self.ref, new, full.summary)
+                self.repo.add_if_new(self.ref, new, change.summary)
             else:
-                self.repo.set_if_equals(self.ref, tip, new, full.summary)
+                self.repo.set_if_equals(self.ref, tip, new, change.summary)
         except WriteFailed:
             pass
         else:
