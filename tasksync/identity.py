@@ -33,9 +33,27 @@ class Signatures(NamedTuple):
     committer: Identity
 
 
+_ENV_KEYS = tuple(
+    f"GIT_{role}_{part}" for role in ("AUTHOR", "COMMITTER") for part in ("NAME", "EMAIL", "DATE")
+)
+
+
 def resolve(config: Callable[[str], str | None], environ: Mapping[str, str]) -> Signatures:
     """Author and committer: ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` first, then user.name/email."""
-    return Signatures(_identity(config, environ, "AUTHOR"), _identity(config, environ, "COMMITTER"))
+    key = (config, *(environ.get(name) for name in _ENV_KEYS))
+    cached = _RESOLVED.get(key)
+    if cached is None:
+        author = _identity(config, environ, "AUTHOR")
+        cached = Signatures(author, _identity(config, environ, "COMMITTER"))
+        if len(_RESOLVED) > 64:
+            _RESOLVED.clear()
+        _RESOLVED[key] = cached
+    return cached
+
+
+# Resolved identities by (config reader, environment values): the same inputs give the same
+# identity, and a changed environment variable gives a new key.
+_RESOLVED: dict[tuple[object, ...], Signatures] = {}
 
 
 def _identity(
