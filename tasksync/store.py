@@ -96,7 +96,6 @@ class Repo:
         self.location = location
         self._config_snapshot: pygit2.Config | None = None
         self._config_values: dict[str, str | None] = {}
-        self._last_tree: tuple[str, pygit2.Tree] | None = None
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str]) -> Repo:
@@ -175,7 +174,6 @@ class Repo:
         if commit_id is None:
             return Snapshot(Index.parse(""), lambda path: None, None)
         tree = self._commit(commit_id).tree
-        self._last_tree = (commit_id, tree)  # the write that follows builds on this tree
         blob_id = _blob_id(tree, INDEX_PATH)
         index = Index.parse("") if blob_id is None else self._index(blob_id)
 
@@ -303,13 +301,7 @@ class Repo:
         self, parent: str | None, change: Change, message: str, signatures: Signatures
     ) -> str:
         repo = self._repo
-        last = self._last_tree
-        if parent is None:
-            base = None
-        elif last is not None and last[0] == parent:
-            base = last[1]
-        else:
-            base = self._commit(parent).tree
+        base = self._commit(parent).tree if parent is not None else None
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
             oid = repo.create_blob(change.index.text.encode("utf-8"))
