@@ -110,6 +110,18 @@ def _description(lines: tuple[str, ...], start: int) -> tuple[str, ...]:
     return tuple(description)
 
 
+def _task(
+    line: int,
+    parsed: tuple[str, str, TaskId, str, str, int],
+    description: tuple[str, ...],
+    offset: int,
+) -> TaskLine:
+    """The record of a task line at ``line`` (starting at ``offset``) and its description."""
+    checkbox, title, task_id, link, rest, id_col = parsed
+    end = line + 1 + len(description)
+    return TaskLine(line, end, checkbox, title, task_id, link, rest, description, id_col, offset)
+
+
 def _fence_lines(text: str) -> list[int]:
     """Where the fence lines start: lines whose first non-blank characters are ```."""
     starts: list[int] = []
@@ -234,26 +246,12 @@ class Index:
             elif fence is None and content.startswith("- ["):
                 parsed = parse_task_line(content)
                 if parsed is not None:
-                    checkbox, title, task_id, link, rest, id_col = parsed
-                    if Status.from_checkbox(checkbox) is None:
-                        reserved.add(task_id.number)
+                    if Status.from_checkbox(parsed[0]) is None:
+                        reserved.add(parsed[2].number)
                     else:
-                        description = _description(lines, i + 1)
-                        end = i + 1 + len(description)
-                        tasks.append(
-                            TaskLine(
-                                i,
-                                end,
-                                checkbox,
-                                title,
-                                task_id,
-                                link,
-                                rest,
-                                description,
-                                id_col,
-                                offset,
-                            )
-                        )
+                        task = _task(i, parsed, _description(lines, i + 1), offset)
+                        tasks.append(task)
+                        end = task.end
                         while i + 1 < end:
                             i += 1
                             offset += len(line)
@@ -358,25 +356,10 @@ class Index:
             parsed = parse_task_line(_content(text[start:stop]))
             if parsed is None or parsed[2].number != number:
                 continue
-            checkbox, title, task_id, link, rest, id_col = parsed
-            if Status.from_checkbox(checkbox) is None:
+            if Status.from_checkbox(parsed[0]) is None:
                 continue
-            line = text.count("\n", 0, start)
             description = _description(split_lines(text[stop : _block_end(text, stop)]), 0)
-            found.append(
-                TaskLine(
-                    line,
-                    line + 1 + len(description),
-                    checkbox,
-                    title,
-                    task_id,
-                    link,
-                    rest,
-                    description,
-                    id_col,
-                    start,
-                )
-            )
+            found.append(_task(text.count("\n", 0, start), parsed, description, start))
         return found
 
     def next_id(self) -> TaskId:

@@ -11,7 +11,7 @@ import pygit2
 import pytest
 from hypothesis import HealthCheck, settings
 
-from tasksync import Status, TaskStore
+from tasksync import Status, TaskId, TaskStore
 
 settings.register_profile(
     "ci",
@@ -35,6 +35,22 @@ CHECKBOXES = [
     ("X", Status.DONE),
     ("~", Status.BLOCKED),
     ("!", Status.CLOSED),
+]
+
+# Id input forms of FORMAT.md and the id each one reads as.
+ID_FORMS = [
+    ("1", TaskId(1)),
+    ("01", TaskId(1)),
+    ("001", TaskId(1)),
+    ("#1", TaskId(1)),
+    ("#001", TaskId(1)),
+    ("157", TaskId(157)),
+    ("#157", TaskId(157)),
+    ("md#157", TaskId(157, "md#")),
+    ("md#1", TaskId(1, "md#")),
+    ("task#157", TaskId(157)),
+    ("task#001", TaskId(1)),
+    ("#1042", TaskId(1042)),
 ]
 
 IDENTITY = {

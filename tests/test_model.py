@@ -5,7 +5,7 @@ from __future__ import annotations
 import string
 
 import pytest
-from conftest import CHECKBOXES
+from conftest import CHECKBOXES, ID_FORMS
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -127,23 +127,7 @@ def test_task_id_is_written_zero_padded(task_id: TaskId, text: str, digits: str)
     assert task_id.digits == digits
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("1", TaskId(1)),
-        ("01", TaskId(1)),
-        ("001", TaskId(1)),
-        ("#1", TaskId(1)),
-        ("#001", TaskId(1)),
-        ("157", TaskId(157)),
-        ("#157", TaskId(157)),
-        ("md#157", TaskId(157, "md#")),
-        ("md#1", TaskId(1, "md#")),
-        ("task#157", TaskId(157)),
-        ("task#001", TaskId(1)),
-        ("#1042", TaskId(1042)),
-    ],
-)
+@pytest.mark.parametrize(("text", "expected"), ID_FORMS)
 def test_task_id_input_forms(text: str, expected: TaskId) -> None:
     parsed = TaskId.parse(text)
     assert parsed == expected
