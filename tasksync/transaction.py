@@ -25,7 +25,8 @@ from .store import Repo, WriteFailed
 
 T = TypeVar("T")
 
-# Backoff: the ceiling doubles from 2 ms per attempt up to 250 ms; each pause is uniform below it.
+# Backoff: after attempt n the ceiling is 2 ms * 2**n (4 ms, 8 ms, ...) up to 250 ms; each pause
+# is uniform below it.
 _FIRST_CEILING = 0.002
 _LAST_CEILING = 0.25
 # A ref lock file older than this (or than the whole wait) at a timeout is named as the cause.
