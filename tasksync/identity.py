@@ -33,27 +33,15 @@ class Signatures(NamedTuple):
     committer: Identity
 
 
-_ENV_KEYS = tuple(
+#: The environment variables an identity is read from, besides user.name and user.email.
+ENV_KEYS = tuple(
     f"GIT_{role}_{part}" for role in ("AUTHOR", "COMMITTER") for part in ("NAME", "EMAIL", "DATE")
 )
 
 
 def resolve(config: Callable[[str], str | None], environ: Mapping[str, str]) -> Signatures:
     """Author and committer: ``GIT_AUTHOR_*``/``GIT_COMMITTER_*`` first, then user.name/email."""
-    key = (config, *(environ.get(name) for name in _ENV_KEYS))
-    cached = _RESOLVED.get(key)
-    if cached is None:
-        author = _identity(config, environ, "AUTHOR")
-        cached = Signatures(author, _identity(config, environ, "COMMITTER"))
-        if len(_RESOLVED) > 64:
-            _RESOLVED.clear()
-        _RESOLVED[key] = cached
-    return cached
-
-
-# Resolved identities by (config reader, environment values): the same inputs give the same
-# identity, and a changed environment variable gives a new key.
-_RESOLVED: dict[tuple[object, ...], Signatures] = {}
+    return Signatures(_identity(config, environ, "AUTHOR"), _identity(config, environ, "COMMITTER"))
 
 
 def _identity(
@@ -61,6 +49,8 @@ def _identity(
 ) -> Identity:
     name = environ.get(f"GIT_{role}_NAME") or config("user.name")
     email = environ.get(f"GIT_{role}_EMAIL") or config("user.email")
+    name = _check_ident(f"GIT_{role}_NAME or user.name", name)
+    email = _check_ident(f"GIT_{role}_EMAIL or user.email", email)
     if not name or not email:
         raise ConfigError(
             "user.name" if not name else "user.email",
@@ -72,6 +62,28 @@ def _identity(
     return Identity(name, email, parse_date(f"GIT_{role}_DATE", date) if date else None)
 
 
+def _check_ident(key: str, value: str | None) -> str | None:
+    """A name or email as git records it: one line, no angle brackets, no control characters."""
+    if value is None:
+        return None
+    value = value.strip()
+    bad = next(
+        (
+            c
+            for c in value
+            if c in "<>" or ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) < 0xE000
+        ),
+        None,
+    )
+    if bad is not None:
+        raise ConfigError(
+            key,
+            f"{value!r} contains {bad!r}, which a commit's author line cannot hold",
+            'set a plain one, e.g. `git config --global user.name "Your Name"`',
+        )
+    return value
+
+
 def parse_date(key: str, text: str) -> tuple[int, int]:
     """``@seconds +hhmm``, ``seconds +hhmm`` or ISO 8601, as (seconds, minutes east of UTC)."""
     match = _RAW_DATE.fullmatch(text.strip())
@@ -80,7 +92,7 @@ def parse_date(key: str, text: str) -> tuple[int, int]:
         if match.group(2):
             offset = int(match.group(3)) * 60 + int(match.group(4))
             offset = -offset if match.group(2) == "-" else offset
-        return int(match.group(1)), offset
+        return _check_date(key, text, int(match.group(1)), offset)
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -91,4 +103,12 @@ def parse_date(key: str, text: str) -> tuple[int, int]:
         ) from None
     utcoffset = moment.utcoffset()
     minutes = int(utcoffset.total_seconds() // 60) if utcoffset is not None else 0
-    return int(moment.timestamp()), minutes
+    return _check_date(key, text, int(moment.timestamp()), minutes)
+
+
+def _check_date(key: str, text: str, seconds: int, offset: int) -> tuple[int, int]:
+    if not 0 <= seconds < 2**63 or abs(offset) >= 24 * 60:
+        raise ConfigError(
+            key, f"the date {text!r} is out of range", "use a date after 1970 with a real time zone"
+        )
+    return seconds, offset

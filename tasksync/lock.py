@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    from types import ModuleType, TracebackType
 
 _FIRST_POLL = 0.0005
 _LAST_POLL = 0.005
@@ -57,6 +57,18 @@ class KernelLock:
                 return
         except OSError:
             return
+        try:
+            held = self._wait(fd, fcntl)
+        except BaseException:  # a timeout, or an interrupt while waiting: never leak the fd
+            os.close(fd)
+            raise
+        if held:
+            self._release = fd
+        else:
+            os.close(fd)  # locks unsupported here: go on without
+
+    def _wait(self, fd: int, fcntl: ModuleType) -> bool:
+        """Poll for the lock until the deadline; False when this filesystem has no locks."""
         poll = _FIRST_POLL
         while True:
             try:
@@ -64,16 +76,13 @@ class KernelLock:
             except BlockingIOError:
                 remaining = self.deadline - time.monotonic()
                 if remaining <= 0:
-                    os.close(fd)
                     raise LockTimeout from None
                 time.sleep(min(poll, remaining))
                 poll = min(poll * 2, _LAST_POLL)
                 continue
             except OSError:
-                os.close(fd)  # locks unsupported here: go on without
-                return
-            self._release = fd
-            return
+                return False
+            return True
 
     def _enter_portable(self) -> None:  # pragma: no cover - exercised on Windows only
         import filelock

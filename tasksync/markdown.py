@@ -83,7 +83,9 @@ def resolve_link(link: str) -> str | None:
     """Map a link target as written in tasks.md to a path in the ref's tree.
 
     Newer files link ``process/tasks/NNN-…``; older ones link ``tasks/NNN-…`` relative to
-    ``process/``. Anything that is a URL, absolute, or leaves ``process/`` is not a spec path.
+    ``process/``. Anything that is a URL, absolute, leaves ``process/``, or names the index or
+    the spec directory itself (a hand-edited link can) is not a spec path: writing a spec there
+    would replace the index or every other spec.
     """
     target = link.strip().split("#", 1)[0]
     if not target or "://" in target or target.startswith(("/", "\\")) or "\\" in target:
@@ -92,6 +94,8 @@ def resolve_link(link: str) -> str | None:
         target = "process/" + target
     normal = posixpath.normpath(target)
     if not normal.startswith("process/") or normal != target.replace("/./", "/"):
+        return None
+    if normal in (INDEX_PATH, SPEC_DIR) or normal.startswith(INDEX_PATH + "/"):
         return None
     return normal
 

@@ -176,7 +176,11 @@ def check_title(title: str) -> str:
     if not text:
         raise InvalidTitle(title, "a title cannot be empty")
     for char in text:
-        if char in _LINE_SEPARATORS or char in _BIDI_CONTROLS or unicodedata.category(char) == "Cc":
+        if (
+            char in _LINE_SEPARATORS
+            or char in _BIDI_CONTROLS
+            or unicodedata.category(char) in ("Cc", "Cs")
+        ):
             raise InvalidTitle(
                 title,
                 f"it contains the control character U+{ord(char):04X}; "

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .errors import PreconditionFailed, SpecNotFound
+from .errors import FormatError, PreconditionFailed
 from .markdown import INDEX_PATH, SPEC_DIR, Index, TaskLine, task_line
 from .model import Status, Task, TaskId, check_title, slugify
 from .spec import check_description, context, new_spec, spec_title, with_context, with_title
@@ -184,7 +184,11 @@ class Update(NamedTuple):
         files: tuple[tuple[str, str | None], ...] = ()
         if spec is not None and spec != old_spec:
             if entry.spec_path is None:
-                raise SpecNotFound(str(entry.id), None)
+                raise FormatError(
+                    INDEX_PATH,
+                    f"task {entry.id} links to {entry.link!r}, which is not a spec file under "
+                    "process/ (nothing was written); point its link at process/tasks/NNN-slug.md",
+                )
             files = ((entry.spec_path, spec),)
         if index is snap.index and not files:
             return before

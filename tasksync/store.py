@@ -21,7 +21,7 @@ import pygit2
 
 from .errors import ConfigError, FormatError, NotARepository, StoreError
 from .identity import Identity, Signatures
-from .markdown import INDEX_PATH, Index
+from .markdown import INDEX_PATH, SPEC_DIR, Index
 from .operations import Change, Snapshot
 
 T = TypeVar("T")
@@ -139,6 +139,10 @@ class Repo:
             found: str | None = str(self._config()[key])
         except KeyError:
             found = None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                key, "its value is not valid UTF-8", f"set it again with `git config {key} VALUE`"
+            ) from None
         except pygit2.GitError as error:
             raise ConfigError(key, str(error), "fix it with `git config --edit`") from error
         self._config_values[key] = found
@@ -173,7 +177,7 @@ class Repo:
         """The task files of ``commit_id`` (an empty store for None)."""
         if commit_id is None:
             return Snapshot(Index.parse(""), lambda path: None, None)
-        tree = self._commit(commit_id).tree
+        tree = self._tree(self._commit(commit_id), commit_id)
         blob_id = _blob_id(tree, INDEX_PATH)
         index = Index.parse("") if blob_id is None else self._index(blob_id)
 
@@ -195,6 +199,8 @@ class Repo:
             entry = tree[directory] if directory else None
         except (KeyError, ValueError):
             return None
+        except pygit2.GitError as error:
+            raise FormatError(directory, f"cannot be read ({error})") from None
         if entry is None or entry.type_str != "tree":
             return _blob_id(tree, path)
         key = str(entry.id)
@@ -203,7 +209,7 @@ class Repo:
             if _LOOKED_UP.get(key) is None:
                 _LOOKED_UP.put(key, True)
                 return _blob_id(tree, path)
-            listing = self._repo.get(entry.id)
+            listing = self._get(entry.id, path)
             if not isinstance(listing, pygit2.Tree):
                 return None
             names = {
@@ -214,8 +220,23 @@ class Repo:
             _NAMES.put(key, names)
         return names.get(name)
 
+    def _get(self, oid: str | pygit2.Oid, path: str) -> pygit2.Object | None:
+        """Read one object; a corrupt or unreadable one is a FormatError naming ``path``."""
+        try:
+            return self._repo.get(oid)
+        except (pygit2.GitError, KeyError, ValueError) as error:
+            raise FormatError(path, f"cannot be read ({error})", oid=str(oid)) from None
+
+    def _tree(self, commit: pygit2.Commit, commit_id: str) -> pygit2.Tree:
+        try:
+            return commit.tree
+        except (pygit2.GitError, KeyError, ValueError) as error:
+            raise FormatError(
+                commit_id, f"its tree cannot be read ({error})", oid=commit_id
+            ) from None
+
     def _commit(self, commit_id: str) -> pygit2.Commit:
-        obj = self._repo.get(commit_id)
+        obj = self._get(commit_id, commit_id)
         if obj is None:
             raise FormatError(commit_id, "the tasks ref points at a missing object", oid=commit_id)
         if not isinstance(obj, pygit2.Commit):
@@ -226,7 +247,7 @@ class Repo:
         cached = _TEXTS.get(blob_id)
         if cached is not None:
             return cached
-        blob = self._repo.get(blob_id)
+        blob = self._get(blob_id, path)
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(path, "is not a file", oid=blob_id)
         try:
@@ -240,7 +261,7 @@ class Repo:
         cached = _PARSED.get(blob_id)
         if cached is not None:
             return cached
-        blob = self._repo.get(blob_id)
+        blob = self._get(blob_id, INDEX_PATH)
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(INDEX_PATH, "is not a file", oid=blob_id)
         try:
@@ -273,7 +294,7 @@ class Repo:
                 return False
             if current == commit_id:
                 return True
-            obj = self._repo.get(current)
+            obj = self._get(current, current)
             if not isinstance(obj, pygit2.Commit) or not obj.parent_ids:
                 return False
             current = str(obj.parent_ids[0])
@@ -294,14 +315,29 @@ class Repo:
         """Write the blobs, trees and commit of ``change`` on top of ``parent``."""
         try:
             return self._write_commit(parent, change, message, signatures)
+        except (UnicodeError, OverflowError) as error:  # not a passing failure: do not retry
+            raise FormatError("the new commit", f"cannot be written ({error})") from None
         except (pygit2.GitError, OSError) as error:
             raise WriteFailed(str(error)) from error
+
+    def check_signatures(self, signatures: Signatures) -> None:
+        """Raise ConfigError now if git cannot record these identities, rather than retry."""
+        now = signatures.author.stamp()
+        for key, identity in (("author", signatures.author), ("committer", signatures.committer)):
+            try:
+                _signature(identity, now)
+            except (pygit2.GitError, ValueError, OverflowError, UnicodeError) as error:
+                raise ConfigError(
+                    f"the {key} identity",
+                    f"git cannot record {identity.name!r} <{identity.email}> ({error})",
+                    'set a plain one, e.g. `git config --global user.name "Your Name"`',
+                ) from None
 
     def _write_commit(
         self, parent: str | None, change: Change, message: str, signatures: Signatures
     ) -> str:
         repo = self._repo
-        base = self._commit(parent).tree if parent is not None else None
+        base = self._tree(self._commit(parent), parent) if parent is not None else None
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
             oid = repo.create_blob(change.index.text.encode("utf-8"))
@@ -334,9 +370,14 @@ class Repo:
                 if builder.get(head) is not None:
                     builder.remove(head)
             else:
+                existing_file = builder.get(head)
+                if existing_file is not None and existing_file.type_str != "blob":
+                    raise FormatError(head, "is a directory on the tasks ref; not replacing it")
                 builder.insert(head, oid, pygit2.GIT_FILEMODE_BLOB)
         for name, inner in groups.items():
             existing = builder.get(name)
+            if existing is not None and existing.type_str != "tree":
+                raise FormatError(name, "is a file on the tasks ref; not replacing it")
             found = repo.get(existing.id) if existing is not None else None
             oid = self._write_tree(found if isinstance(found, pygit2.Tree) else None, inner)
             if oid is not None:
@@ -390,17 +431,26 @@ def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
         entry = tree[path]
     except (KeyError, ValueError):
         return None
+    except pygit2.GitError as error:
+        raise FormatError(path, f"cannot be read ({error})") from None
     if entry.type_str != "blob":
         return None
     return str(entry.id)
 
 
 def _check_path(path: str) -> None:
+    """Refuse a spec path that is odd, outside ``process/``, or the index or spec directory."""
     parts = path.split("/")
-    if parts[0] != "process" or any(
-        p in ("", ".", "..") or not _PATH_OK.fullmatch(p) for p in parts
+    if (
+        len(parts) < 2
+        or parts[0] != "process"
+        or any(p in ("", ".", "..") or not _PATH_OK.fullmatch(p) for p in parts)
+        or path in (INDEX_PATH, SPEC_DIR)
+        or path.startswith(INDEX_PATH + "/")
     ):
-        raise FormatError(path, "refusing to write a path outside process/ or with odd characters")
+        raise FormatError(
+            path, "refusing to write a spec there (outside process/, odd, or the index itself)"
+        )
 
 
 def _signature(identity: Identity, now: tuple[int, int]) -> pygit2.Signature:

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 from typing import TypeVar
 
 from .errors import ContentionTimeout, NotInitialized, TaskSyncError
-from .identity import Signatures, resolve
+from .identity import ENV_KEYS, Signatures, resolve
 from .lock import KernelLock, LockTimeout
 from .operations import Change, Snapshot
 from .store import Repo, WriteFailed
@@ -54,6 +54,8 @@ class Transactor:
         self.before_swap: Callable[[], None] | None = None
         name = ref.replace("/", "%") + ".lock"
         self.lock_path = repo.location.common_dir / "tasksync" / name
+        # The identities of the last environment seen (its GIT_AUTHOR_*/GIT_COMMITTER_* values).
+        self._identities: dict[tuple[str | None, ...], Signatures] = {}
 
     def snapshot(self) -> Snapshot:
         """The tip as it is now; raises NotInitialized before ``init``."""
@@ -73,7 +75,12 @@ class Transactor:
         """
         started = time.monotonic()
         deadline = started + self.timeout
-        signatures = resolve(self.repo.config, os.environ)
+        key = tuple(os.environ.get(name) for name in ENV_KEYS)
+        signatures = self._identities.get(key)
+        if signatures is None:
+            signatures = resolve(self.repo.config, os.environ)
+            self.repo.check_signatures(signatures)
+            self._identities = {key: signatures}
         # A unique id per operation makes its commit unique: two writers making the same change
         # from the same tip in the same second would otherwise write the same commit, and the
         # loser, seeing the ref at "its" commit, would wrongly believe it had landed.
