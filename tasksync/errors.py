@@ -159,14 +159,22 @@ class ContentionTimeout(TaskSyncError, TimeoutError):
         attempts: int,
         lock_path: str | None = None,
         lock_age: float | None = None,
+        *,
+        writer_lock: str | None = None,
     ) -> None:
         self.ref = ref
         self.seconds = seconds
         self.attempts = attempts
         self.lock_path = lock_path
         self.lock_age = lock_age
+        self.writer_lock = writer_lock
         text = f"could not update {ref} within {seconds:.1f} s ({attempts} attempts)"
-        if lock_path is not None and lock_age is not None:
+        if writer_lock is not None:
+            text += (
+                f": another writer on this machine held {writer_lock} for the whole wait; "
+                "if a git tasks process is hung, stop it (the lock is freed when it exits)"
+            )
+        elif lock_path is not None and lock_age is not None:
             text += (
                 f": the lock file {lock_path} is {lock_age:.0f} s old and blocks every "
                 "writer; if no git or tasksync process is running, remove it "

@@ -108,7 +108,10 @@ class Transactor:
                     pause = random.uniform(0, ceiling)  # noqa: S311 - jitter, not secrecy
                     time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
         except LockTimeout:
-            raise self._timeout(started, attempts) from None
+            seconds = time.monotonic() - started
+            raise ContentionTimeout(
+                self.ref, seconds, attempts, writer_lock=str(self.lock_path)
+            ) from None
 
     def _attempt(
         self,

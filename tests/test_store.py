@@ -1110,3 +1110,25 @@ def test_history_newest_first_with_fields(store: TaskStore, repo: Path, worktree
     assert [e.commit for e in store.history(limit=2)] == [entries[0].commit, entries[1].commit]
     assert [e.commit for e in store.history(2, limit=1)] == [entries[0].commit]
     assert store.history(42) == []
+
+
+def test_writer_lock_held_for_the_whole_wait_is_named(store: TaskStore, repo: Path) -> None:
+    # A process holding the kernel writer lock (here: this test, through its own descriptor)
+    # is a different cause from a moving ref or a stale git lock, and the message says so.
+    import fcntl
+    import os
+
+    git(repo, "config", "tasks.retryTimeout", "200ms")
+    busy = TaskStore.open(repo)
+    path = busy._tx.lock_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with pytest.raises(ContentionTimeout) as caught:
+            busy.create("Blocked")
+    finally:
+        os.close(fd)
+    assert caught.value.writer_lock == str(path)
+    assert "held" in str(caught.value) and str(path) in str(caught.value)
+    assert busy.create("Free again").title == "Free again"
