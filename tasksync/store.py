@@ -96,6 +96,7 @@ class Repo:
         self.location = location
         self._config_snapshot: pygit2.Config | None = None
         self._config_values: dict[str, str | None] = {}
+        self._read_refs: dict[str, pygit2.Reference] = {}
 
     @classmethod
     def discover(cls, path: str | os.PathLike[str]) -> Repo:
@@ -171,6 +172,9 @@ class Repo:
         target = reference.target
         if not isinstance(target, pygit2.Oid):
             raise FormatError(ref, "is a symbolic ref; tasks refs point at commits")
+        # Kept for the compare-and-swap that usually follows: libgit2 compares against the
+        # value a Reference was looked up with, which is exactly the tip just read.
+        self._read_refs[ref] = reference
         return str(target)
 
     def snapshot(self, commit_id: str | None) -> Snapshot:
@@ -411,7 +415,11 @@ class Repo:
                     raise WriteFailed
                 txn.set_target(ref, new, message=message)
             return
-        reference = repo.references.get(ref)
+        # The Reference read with the tip, if it holds the expected value; pop() hands it to
+        # one caller only, so no two threads ever share a pygit2 object.
+        reference = self._read_refs.pop(ref, None)
+        if reference is None or str(reference.target) != expected:
+            reference = repo.references.get(ref)
         if reference is None or str(reference.target) != expected:
             raise WriteFailed
         reference.set_target(new, message)

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -200,3 +201,36 @@ def test_writer_processes_lose_and_duplicate_nothing(
     )
     assert fsck.returncode == 0, fsck.stderr
     assert fsck.stdout == ""
+
+
+@pytest.mark.parametrize("file_lock", ["true", "false"])
+def test_threads_sharing_one_handle_lose_nothing(repo: Path, file_lock: str) -> None:
+    # One TaskStore used by 8 threads at once: every create lands once with its own id and every
+    # status change it was told succeeded is in the final state.
+    git(repo, "config", "tasks.fileLock", file_lock)
+    shared = TaskStore.open(repo)
+    shared.init()
+    done: dict[str, Status] = {}
+    errors: list[BaseException] = []
+    guard = threading.Lock()
+
+    def work(worker: int) -> None:
+        try:
+            for i in range(20):
+                task = shared.create(f"w{worker}-{i}")
+                status = Status.DONE if i % 2 else Status.IN_PROGRESS
+                shared.set_status(task.id, status)
+                with guard:
+                    done[task.title] = status
+        except BaseException as error:  # reported below, not swallowed
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    final = TaskStore.open(repo).list(include_done=True)
+    assert len({t.id for t in final}) == len(final) == 160
+    assert {t.title: t.status for t in final} == done
