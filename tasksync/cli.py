@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import __version__
+from .model import Status
 
 if TYPE_CHECKING:
     from .api import TaskStore
     from .model import HistoryEntry, Task
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-STATUS_NAMES = "TODO, IN-PROGRESS, IN-REVIEW, DONE, BLOCKED, CLOSED"
+STATUS_NAMES = ", ".join(status.value for status in Status)
 
 
 def _store(ctx: click.Context) -> TaskStore:
