@@ -103,8 +103,8 @@ def resolve_link(link: str) -> str | None:
 def _description(lines: tuple[str, ...], start: int) -> tuple[str, ...]:
     """The description bullets from ``lines[start]`` on, up to the first other line."""
     description: list[str] = []
-    for line in lines[start:]:
-        following = _content(line)
+    for at in range(start, len(lines)):  # no slice: that would copy the rest of the file
+        following = _content(lines[at])
         if _is_blank(following) or following.lstrip().startswith("```"):
             break
         bullet = _DESCRIPTION.fullmatch(following)
@@ -509,6 +509,37 @@ class Index:
                 if lines:
                     lines[-1] = _content(lines[-1])
         return Index.from_lines(tuple(lines))
+
+
+# What one line is, for readers that walk lines themselves (see line_kind).
+PLAIN, FENCE, BULLET, TASK, RESERVED = range(5)
+# A task line's checkbox and id number: the last id link with a ")" after it, which is the one
+# that no later id link (with a ")" after it) follows, counting from its "(" on.
+_TASK_SHAPE = re.compile(
+    r"- \[(.)\](?: .*?)? \[(?:md#|#)([0-9]{1,18})\]\("
+    r"(?!.* \[(?:md#|#)[0-9]{1,18}\]\([^)]*\))[^)]*\)",
+    re.DOTALL,
+)
+
+
+def line_kind(line: str) -> tuple[int, int]:
+    """What ``line`` is on its own, and its id number for task-shaped lines (else 0).
+
+    TASK and RESERVED (a task-shaped line with an unknown checkbox) count only outside fences;
+    BULLET lines count as a description only right after a task line; that is for the caller
+    to track, exactly as :meth:`Index.from_lines` does.
+    """
+    content = _content(line)
+    if content.lstrip().startswith("```"):
+        return FENCE, 0
+    if content.startswith("- ["):
+        shape = _TASK_SHAPE.match(content)  # what parse_task_line finds, in one match
+        if shape is not None:
+            known = Status.from_checkbox(shape.group(1)) is not None
+            return (TASK if known else RESERVED), int(shape.group(2))
+    if content and not _is_blank(content) and _DESCRIPTION.fullmatch(content):
+        return BULLET, 0
+    return PLAIN, 0
 
 
 def task_line(checkbox: str, title: str, task_id: TaskId, link: str) -> str:

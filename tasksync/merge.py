@@ -1,0 +1,580 @@
+"""Three-way merge of tasks.md: task-aware, deterministic, symmetric; conflicts kept as data.
+
+Tasks are matched by id. Each field of a task (status, title, id as written, link, the text
+after the link, description bullets, position) merges on its own: a change on one side is
+taken, the same change on both sides is taken once, and different changes on both sides are a
+conflict that a fixed rule settles (status: the one further along; anything else: the greater
+value) while the other value goes into a :class:`Conflict` record. Lines outside tasks merge
+line-wise between the tasks around them. The result never depends on which side is "ours":
+``merge3(b, o, t)`` and ``merge3(b, t, o)`` write the same text.
+
+Pure: no git, no I/O. Spec files and the records stored beside them merge in :mod:`.trees`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
+from typing import Literal, NamedTuple
+
+from .markdown import (
+    BULLET,
+    FENCE,
+    RESERVED,
+    TASK,
+    Index,
+    TaskLine,
+    line_kind,
+    resolve_link,
+    split_lines,
+)
+from .model import Conflict, Renumbering, Status, TaskId, slugify
+
+Side = Literal["ours", "theirs"]
+# What a side's spec of a task says, for telling two tasks created with one id apart.
+SpecOf = Callable[[Side, int], "str | None"]
+Token = int | str  # a task (its number) or one line outside any task
+
+# How far along a status is; a status conflict keeps the higher. BLOCKED outranks the work
+# states it interrupts (a blocker reported is news) but not review or an end; DONE outranks
+# CLOSED (work that was finished stays finished; the close is kept in the record).
+STATUS_RANK = {
+    Status.TODO: 0,
+    Status.IN_PROGRESS: 1,
+    Status.BLOCKED: 2,
+    Status.IN_REVIEW: 3,
+    Status.CLOSED: 4,
+    Status.DONE: 5,
+}
+
+FIELDS = ("status", "title", "id", "link", "rest", "description")
+
+
+class IndexMerge(NamedTuple):
+    """The merged tasks.md, the conflicts settled on the way and the tasks renumbered."""
+
+    text: str
+    conflicts: tuple[Conflict, ...]
+    renumbered: tuple[Renumbering, ...]
+
+
+def merge3(
+    base: str,
+    ours: str,
+    theirs: str,
+    *,
+    specs: SpecOf | None = None,
+    renumber_ours: bool = False,
+) -> IndexMerge:
+    """Merge two descendants of ``base`` of tasks.md.
+
+    ``specs`` tells the spec texts of a task created on both sides, so that two tasks with the
+    same line but different specs count as different. A task created with the same id on both
+    sides with different content keeps its id on one side and gets the next free id on the
+    other: the side whose copy sorts greater, or ours with ``renumber_ours`` (an edit being
+    merged onto a tip others already see).
+    """
+    if theirs in (ours, base):
+        return IndexMerge(ours, (), ())
+    if ours == base:
+        return IndexMerge(theirs, (), ())
+    kinds: dict[str, tuple[int, int]] = {}
+    docs = _Doc(base, kinds), _Doc(ours, kinds), _Doc(theirs, kinds)
+    renumbered = _renumber(*docs, specs, renumber_ours=renumber_ours)
+    conflicts: list[Conflict] = []
+    merged = _merge_tasks(*docs, conflicts)
+    tokens = _merge_order(*docs, conflicts)
+    text = _assemble(tokens, merged, docs, conflicts)
+    b, o, t = docs
+    final = o.final_newline if t.final_newline == b.final_newline else t.final_newline
+    if not final and text.endswith("\n"):
+        text = text[:-1]
+    return IndexMerge(text, tuple(sorted(conflicts, key=_conflict_key)), tuple(renumbered))
+
+
+# -- documents ------------------------------------------------------------------------------------
+
+
+class _Doc:
+    """A tasks.md as tokens: each task one token (its number), every other line one token."""
+
+    __slots__ = ("blocks", "final_newline", "numbers", "tokens")
+
+    def __init__(self, text: str, kinds: dict[str, tuple[int, int]]) -> None:
+        self.final_newline = not text or text.endswith("\n")
+        if not self.final_newline:
+            text += "\n"
+        tokens: list[Token] = []
+        blocks: dict[int, str] = {}
+        numbers: set[int] = set()
+        fenced = False
+        task = 0  # the task whose description lines may follow, or 0
+        block: list[str] = []
+        for line in split_lines(text):
+            kind = kinds.get(line)
+            if kind is None:  # the three sides share most lines: each is classified once
+                kind = kinds[line] = line_kind(line)
+            code, number = kind
+            if task:
+                if code == BULLET:
+                    block.append(line)
+                    continue
+                self._close(task, block, tokens, blocks)
+                task = 0
+            if code == FENCE:
+                fenced = not fenced
+            elif code == TASK and not fenced:
+                numbers.add(number)
+                task, block = number, [line]
+                continue
+            elif code == RESERVED and not fenced:
+                numbers.add(number)
+            tokens.append(line)
+        if task:
+            self._close(task, block, tokens, blocks)
+        self.tokens = tokens
+        self.blocks = blocks
+        self.numbers = numbers
+
+    @staticmethod
+    def _close(number: int, block: list[str], tokens: list[Token], blocks: dict[int, str]) -> None:
+        if number in blocks:  # a second task with one id: it merges as plain lines
+            tokens.extend(block)
+        else:
+            blocks[number] = block[0] if len(block) == 1 else "".join(block)
+            tokens.append(number)
+
+    def order(self) -> list[int]:
+        return [token for token in self.tokens if type(token) is int]
+
+    def renumber(self, old: int, new: int, block: str) -> None:
+        self.tokens[self.tokens.index(old)] = new
+        del self.blocks[old]
+        self.blocks[new] = block
+        self.numbers.add(new)
+
+
+def _entry(block: str) -> TaskLine:
+    return Index.from_lines(split_lines(block)).tasks[0]
+
+
+def _fields(block: str) -> dict[str, str]:
+    """The fields of one task block, each as written."""
+    entry = _entry(block)
+    lines = split_lines(block)
+    first = lines[0]
+    content = first.rstrip("\n")
+    content = content.removesuffix("\r") if first.endswith("\r\n") else content
+    id_start = entry.id_col + 2
+    return {
+        "status": entry.checkbox,
+        "title": entry.title,
+        "id": content[id_start : content.index("](", id_start)],
+        "link": entry.link,
+        "rest": entry.rest,
+        "description": "".join(lines[1:]),
+        "eol": first[len(content) :],
+    }
+
+
+def _render(fields: dict[str, str]) -> str:
+    title = f" {fields['title']}" if fields["title"] else ""
+    return (
+        f"- [{fields['status']}]{title} [{fields['id']}]({fields['link']}){fields['rest']}"
+        f"{fields['eol']}{fields['description']}"
+    )
+
+
+# -- tasks created twice --------------------------------------------------------------------------
+
+
+def _renumber(
+    b: _Doc, o: _Doc, t: _Doc, specs: SpecOf | None, *, renumber_ours: bool
+) -> list[Renumbering]:
+    twice = sorted(n for n in o.blocks if n in t.blocks and n not in b.blocks)
+    done: list[Renumbering] = []
+    if not twice:
+        return done
+    free = max(b.numbers | o.numbers | t.numbers) + 1
+    for number in twice:
+        spec_o = specs("ours", number) if specs is not None else None
+        spec_t = specs("theirs", number) if specs is not None else None
+        if o.blocks[number] == t.blocks[number] and spec_o == spec_t:
+            continue  # the same task, created on both sides
+        mine = (o.blocks[number], spec_o or "") > (t.blocks[number], spec_t or "")
+        side: Side = "ours" if renumber_ours or mine else "theirs"
+        doc = o if side == "ours" else t
+        fields = _fields(doc.blocks[number])
+        entry = _entry(doc.blocks[number])
+        new_id = TaskId(free, entry.id.prefix)
+        link = _renumbered_link(fields["link"], number, new_id, entry.title)
+        doc.renumber(number, free, _render({**fields, "id": str(new_id), "link": link}))
+        done.append(
+            Renumbering(
+                entry.id,
+                new_id,
+                entry.title,
+                side,
+                resolve_link(fields["link"]),
+                resolve_link(link),
+            )
+        )
+        free += 1
+    return done
+
+
+_LEADING_NUMBER = re.compile(r"0*([0-9]+)")
+
+
+def _renumbered_link(link: str, old: int, new: TaskId, title: str) -> str:
+    """``link`` with the id in its file name replaced; a fresh name when it holds no id."""
+    head, slash, name = link.rpartition("/")
+    match = _LEADING_NUMBER.match(name)
+    if match is not None and int(match.group(1)) == old:
+        return f"{head}{slash}{new.digits}{name[match.end() :]}"
+    return f"{head}{slash}{new.digits}-{slugify(title)}.md"
+
+
+# -- fields ---------------------------------------------------------------------------------------
+
+
+def _merge_tasks(b: _Doc, o: _Doc, t: _Doc, conflicts: list[Conflict]) -> dict[int, str]:
+    """Number → merged block of every task that survives the merge."""
+    merged: dict[int, str] = {}
+    for number in o.blocks.keys() | t.blocks.keys():
+        mine, yours, was = o.blocks.get(number), t.blocks.get(number), b.blocks.get(number)
+        if mine is not None and mine == yours:
+            merged[number] = mine
+        elif mine is None or yours is None:
+            kept = yours if mine is None else mine
+            assert kept is not None  # noqa: S101 - not both None: they differ
+            if was is None:
+                merged[number] = kept  # created on one side
+            elif kept != was:
+                merged[number] = kept  # deleted on one side, changed on the other: kept
+                conflicts.append(
+                    Conflict(
+                        _task_id(kept),
+                        "deleted",
+                        _line(was),
+                        None if mine is None else _line(mine),
+                        None if yours is None else _line(yours),
+                        _line(kept),
+                    )
+                )
+            # else deleted on one side and untouched on the other: gone
+        elif mine == was:
+            merged[number] = yours
+        elif yours == was:
+            merged[number] = mine
+        else:
+            merged[number] = _merge_fields(was, mine, yours, conflicts)
+    return merged
+
+
+def _merge_fields(was: str | None, mine: str, yours: str, conflicts: list[Conflict]) -> str:
+    o, t = _fields(mine), _fields(yours)
+    b = _fields(was) if was is not None else dict.fromkeys(o, "\0")
+    out: dict[str, str] = {}
+    found: list[tuple[str, str, str, str, str]] = []
+    for name in (*FIELDS, "eol"):
+        vb, vo, vt = b[name], o[name], t[name]
+        if vt in (vo, vb):
+            out[name] = vo
+        elif vo == vb:
+            out[name] = vt
+        else:
+            out[name] = _winner(name, vo, vt)
+            if name != "eol" and not _same_status(name, vo, vt):
+                found.append((name, vb, vo, vt, out[name]))
+    task_id = _task_id(_render(out))
+    for name, vb, vo, vt, kept in found:
+        show = _status_name if name == "status" else _as_is
+        conflicts.append(
+            Conflict(
+                task_id, name, None if vb == "\0" else show(vb), show(vo), show(vt), show(kept)
+            )
+        )
+    if out == o:
+        return mine
+    if out == t:
+        return yours
+    return _render(out)
+
+
+def _winner(name: str, ours: str, theirs: str) -> str:
+    if name == "status":
+        rank_o = STATUS_RANK[_status(ours)]
+        rank_t = STATUS_RANK[_status(theirs)]
+        if rank_o != rank_t:
+            return ours if rank_o > rank_t else theirs
+        return "x" if "x" in (ours, theirs) else min(ours, theirs)  # DONE written as x
+    return max(ours, theirs)
+
+
+def _status(checkbox: str) -> Status:
+    status = Status.from_checkbox(checkbox)
+    if status is None:  # pragma: no cover - blocks hold known checkboxes only
+        raise AssertionError(checkbox)
+    return status
+
+
+def _same_status(name: str, ours: str, theirs: str) -> bool:
+    return name == "status" and _status(ours) is _status(theirs)
+
+
+def _status_name(checkbox: str) -> str:
+    return _status(checkbox).value
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+def _task_id(block: str) -> TaskId:
+    return _entry(block).id
+
+
+def _line(block: str) -> str:
+    return block.split("\n", 1)[0].removesuffix("\r")
+
+
+def _conflict_key(conflict: Conflict) -> tuple[int, str, str]:
+    number = -1 if conflict.task is None else conflict.task.number
+    return number, conflict.field, conflict.kept or ""
+
+
+# -- order and lines between tasks ----------------------------------------------------------------
+
+
+def _merge_order(b: _Doc, o: _Doc, t: _Doc, conflicts: list[Conflict]) -> list[Token]:
+    """The merged token sequence: tasks by number, other lines as themselves.
+
+    Tasks present on all three sides in the same relative order are anchors; the stretches
+    between two anchors (other lines, tasks created, deleted or moved) merge three-way on
+    their own, which keeps every comparison small however long the file is.
+    """
+    anchors = _anchors(b, o, t)
+    parts = (_stretches(doc.tokens, anchors) for doc in (b, o, t))
+    merged: list[Token] = []
+    for i, (was, mine, yours) in enumerate(zip(*parts, strict=True)):
+        if i:
+            merged.append(anchors[i - 1])
+        merged.extend(_merge_tokens(was, mine, yours, conflicts))
+    return merged
+
+
+def _anchors(b: _Doc, o: _Doc, t: _Doc) -> list[int]:
+    common = [n for n in b.order() if n in o.blocks and n in t.blocks]
+    keep_o = _in_order(common, o.order())
+    keep_t = _in_order(common, t.order())
+    return [n for n in common if n in keep_o and n in keep_t]
+
+
+def _in_order(common: list[int], order: list[int]) -> set[int]:
+    """The largest subset of ``common`` (in base order) that ``order`` keeps in that order."""
+    where = {n: i for i, n in enumerate(order)}
+    seq = [where[n] for n in common]
+    if all(x < y for x, y in itertools.pairwise(seq)):
+        return set(common)
+    # Longest increasing subsequence, patience style.
+    tails: list[int] = []
+    tail_at: list[int] = []
+    back = [-1] * len(seq)
+    for i, value in enumerate(seq):
+        k = bisect_left(tails, value)
+        if k == len(tails):
+            tails.append(value)
+            tail_at.append(i)
+        else:
+            tails[k] = value
+            tail_at[k] = i
+        back[i] = tail_at[k - 1] if k else -1
+    kept: set[int] = set()
+    i = tail_at[-1] if tail_at else -1
+    while i >= 0:
+        kept.add(common[i])
+        i = back[i]
+    return kept
+
+
+def _stretches(tokens: list[Token], anchors: list[int]) -> list[list[Token]]:
+    """``tokens`` cut at each anchor: one more stretch than anchors."""
+    cut = set(anchors)
+    parts: list[list[Token]] = [[]]
+    for token in tokens:
+        if type(token) is int and token in cut:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    return parts
+
+
+def _merge_tokens(
+    was: list[Token], mine: list[Token], yours: list[Token], conflicts: list[Conflict]
+) -> list[Token]:
+    if yours in (mine, was):
+        return mine
+    if mine == was:
+        return yours
+    match_o, match_t = _matches(was, mine), _matches(was, yours)
+    out: list[Token] = []
+    i = jo = jt = 0
+    while True:
+        k = i
+        while k < len(was) and not (k in match_o and k in match_t):
+            k += 1
+        if k == len(was):
+            out.extend(_chunk(was[i:], mine[jo:], yours[jt:], conflicts))
+            return out
+        if k == i and match_o[k] == jo and match_t[k] == jt:
+            out.append(was[k])
+            i, jo, jt = i + 1, jo + 1, jt + 1
+            continue
+        out.extend(_chunk(was[i:k], mine[jo : match_o[k]], yours[jt : match_t[k]], conflicts))
+        i, jo, jt = k, match_o[k], match_t[k]
+
+
+def _matches(was: Sequence[Token], side: Sequence[Token]) -> dict[int, int]:
+    matcher = difflib.SequenceMatcher(None, was, side, autojunk=False)
+    found: dict[int, int] = {}
+    for i, j, size in matcher.get_matching_blocks():
+        for k in range(size):
+            found[i + k] = j + k
+    return found
+
+
+def _chunk(
+    was: list[Token], mine: list[Token], yours: list[Token], conflicts: list[Conflict]
+) -> list[Token]:
+    if mine == was:
+        return yours
+    if yours in (was, mine):
+        return mine
+    p = 0
+    while p < min(len(mine), len(yours)) and mine[p] == yours[p]:
+        p += 1
+    s = 0
+    while s < min(len(mine), len(yours)) - p and mine[-1 - s] == yours[-1 - s]:
+        s += 1
+    head, tail = mine[:p], mine[len(mine) - s :]
+    middle_o, middle_t = mine[p : len(mine) - s], yours[p : len(yours) - s]
+    if not was:  # both added something here: keep both, in an order neither side decides
+        first, second = sorted((middle_o, middle_t), key=_added_key)
+        return [*head, *first, *second, *tail]
+    # Both changed the same lines differently: the greater version stands, and any task that
+    # only the other version holds stays too.
+    won, lost = sorted((middle_o, middle_t), key=_changed_key, reverse=True)
+    extra = [token for token in lost if type(token) is int and token not in won]
+    lines_o, lines_t = _text(middle_o), _text(middle_t)
+    if lines_o.strip() != lines_t.strip() or _text(won) == "":
+        conflicts.append(Conflict(None, "text", _text(was), lines_o, lines_t, _text(won)))
+    return [*head, *won, *extra, *tail]
+
+
+def _text(tokens: Iterable[Token]) -> str:
+    return "".join(token for token in tokens if type(token) is str)
+
+
+def _added_key(tokens: list[Token]) -> tuple[int, str, list[int]]:
+    numbers = [token for token in tokens if type(token) is int]
+    return (min(numbers) if numbers else 1 << 62), _text(tokens), numbers
+
+
+def _changed_key(tokens: list[Token]) -> tuple[str, list[int]]:
+    return _text(tokens), [token for token in tokens if type(token) is int]
+
+
+# -- the text -------------------------------------------------------------------------------------
+
+
+def _assemble(
+    tokens: list[Token],
+    merged: dict[int, str],
+    docs: tuple[_Doc, _Doc, _Doc],
+    conflicts: list[Conflict],
+) -> str:
+    """The merged text: each surviving task once, where the merged order puts it."""
+    b, o, t = docs
+    out: list[str] = []
+    at: dict[int, int] = {}  # number → its place in out
+    twice: list[int] = []
+    for token in tokens:
+        if type(token) is str:
+            out.append(token)
+        elif token in merged:
+            if token in at:
+                twice.append(token)
+            else:
+                at[token] = len(out)
+                out.append(merged[token])
+    for number in twice:  # moved to different places on both sides: the first place stands
+        conflicts.append(
+            Conflict(
+                _task_id(merged[number]),
+                "position",
+                _place(b, number),
+                _place(o, number),
+                _place(t, number),
+                _place_in(tokens, merged, number),
+            )
+        )
+    missing = sorted(n for n in merged if n not in at)
+    if missing:
+        _put_back(out, at, missing, merged, (o, t))
+    return "".join(out)
+
+
+def _put_back(
+    out: list[str],
+    at: dict[int, int],
+    missing: list[int],
+    merged: dict[int, str],
+    sides: tuple[_Doc, _Doc],
+) -> None:
+    """Insert tasks that one side deleted and the other changed, where the changer has them.
+
+    Each goes after the nearest task before it on that side, with the lines between them.
+    """
+    for number in missing:
+        side = sides[0] if number in sides[0].blocks else sides[1]
+        tokens = side.tokens
+        i = tokens.index(number)
+        j, before = i - 1, None
+        while j >= 0 and before is None:
+            token = tokens[j]
+            if type(token) is int and token in at:
+                before = token
+            else:
+                j -= 1
+        if before is not None:
+            between = [token for token in tokens[j + 1 : i] if type(token) is str]
+            place, piece = at[before] + 1, [*between, merged[number]]
+        else:  # first on its side: before the first task, or at the end
+            place, piece = min(at.values(), default=len(out)), [merged[number]]
+        out[place:place] = piece
+        for key, value in at.items():
+            if value >= place:
+                at[key] = value + len(piece)
+        at[number] = place + len(piece) - 1
+
+
+def _place(doc: _Doc, number: int) -> str | None:
+    if number not in doc.blocks:
+        return None
+    order = doc.order()
+    i = order.index(number)
+    return "first" if i == 0 else f"after {_task_id(doc.blocks[order[i - 1]])}"
+
+
+def _place_in(tokens: list[Token], merged: dict[int, str], number: int) -> str:
+    before = None
+    for token in tokens:
+        if type(token) is int and token in merged:
+            if token == number:
+                break
+            before = token
+    return "first" if before is None else f"after {_task_id(merged[before])}"
