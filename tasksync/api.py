@@ -6,16 +6,32 @@ import builtins
 import os
 import re
 from collections.abc import Iterable
+from typing import NamedTuple
 
+from . import records
+from .editing import Edited, EditIndex, EditSpec, Resolve
 from .errors import NotInitialized, SpecNotFound
-from .model import HistoryEntry, Status, Task, TaskId
+from .markdown import Index
+from .merge import IndexMerge
+from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
+from .records import RECORDS_PATH
 from .store import Commit, Repo
 from .transaction import Transactor
+from .trees import TreeMerge, TreeSide, merge_trees
 from .workspace import Workspace
 
 TaskRef = str | int | TaskId
 _TRAILER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
+
+
+class Merged(NamedTuple):
+    """What :meth:`TaskStore.merge` did."""
+
+    outcome: str  # "up-to-date", "fast-forward" or "merged"
+    commit: str | None  # the commit the ref moved to, None when it did not move
+    conflicts: tuple[Conflict, ...]
+    renumbered: tuple[Renumbering, ...]
 
 
 def task_id(value: TaskRef) -> TaskId:
@@ -116,6 +132,126 @@ class TaskStore:
         if not isinstance(task, Task):  # pragma: no cover - every write operation yields a task
             raise TypeError(f"{type(operation).__name__} produced no task")
         return task
+
+    # -- merging --------------------------------------------------------------------------------
+
+    def merge(self, revision: str) -> Merged:
+        """Merge another history of the tasks ref (a fetched ref, a commit) into this one.
+
+        Fast-forwards when this ref has nothing the other lacks; otherwise writes a merge commit
+        whose tree is the task-aware merge of both sides. Conflicts never stop the merge: each
+        is settled by a fixed rule and recorded (see :meth:`conflicts`).
+        """
+        other = self._repo.resolve_commit(revision)
+        seen: list[TreeMerge] = []
+
+        def apply(snap: Snapshot) -> Change | str:
+            tip = snap.commit
+            if tip is None:
+                return Change(None, (), f"tasks: took {revision}", (), None, target=other)
+            base = self._repo.merge_base(tip, other)
+            if other in (tip, base):
+                return "up to date"
+            if base == tip:
+                return Change(
+                    None, (), f"tasks: fast-forward to {revision}", (), None, target=other
+                )
+            repo = self._repo
+            result = merge_trees(
+                repo.reader(base),
+                TreeSide(repo.changed(base, tip), repo.reader(tip)),
+                TreeSide(repo.changed(base, other), repo.reader(other)),
+                repo.line_merge,
+            )
+            seen[:] = [result]
+            said = [f"{len(result.conflicts)} conflicts"] if result.conflicts else []
+            said += [f"{len(result.renumbered)} renumbered"] if result.renumbered else []
+            extra = f" ({', '.join(said)})" if said else ""
+            return Change(
+                None if result.index_text is None else Index.parse(result.index_text),
+                result.files,
+                f"tasks: merged {revision}{extra}",
+                (
+                    ("Tasksync-Operation", "merge"),
+                    ("Tasksync-Merged", other),
+                    *(("Tasksync-Renumbered", f"{r.old} -> {r.new}") for r in result.renumbered),
+                ),
+                None,
+                parents=(other,),
+            )
+
+        self.last_commit = None
+        outcome, commit = self._tx.run(apply, create=True)
+        self.last_commit = commit
+        if not isinstance(outcome, Change):
+            return Merged("up-to-date", None, (), ())
+        if outcome.target is not None:
+            return Merged("fast-forward", commit, (), ())
+        return Merged("merged", commit, seen[0].conflicts, seen[0].renumbered)
+
+    def conflicts(self, task: TaskRef | None = None) -> tuple[Conflict, ...]:
+        """The recorded conflicts not yet resolved, of one task or all."""
+        kept = records.parse(self._tx.snapshot().read(RECORDS_PATH))
+        if task is None:
+            return kept.conflicts
+        return kept.for_task(task_id(task).number)
+
+    def renumbered(self, task: TaskRef) -> tuple[Renumbering, ...]:
+        """Tasks that were created as ``task`` somewhere and given another id by a merge."""
+        kept = records.parse(self._tx.snapshot().read(RECORDS_PATH))
+        return kept.moved_from(task_id(task).number)
+
+    def resolve(
+        self, task: TaskRef | None, field: str | None = None, take: str | None = None
+    ) -> tuple[Conflict, ...]:
+        """Clear a task's conflict records (``task`` None: those outside any task).
+
+        With ``take`` ("ours", "theirs" or a value) that value is written first; with several
+        fields in conflict, ``field`` says which. Returns the records cleared.
+        """
+        wanted = None if task is None else task_id(task)
+        cleared: list[Conflict] = []
+
+        def apply(snap: Snapshot) -> Change:
+            before = records.parse(snap.read(RECORDS_PATH)).conflicts
+            change = Resolve(wanted, field, take).apply(snap)
+            after = dict(change.files).get(RECORDS_PATH)
+            cleared[:] = [c for c in before if c not in records.parse(after).conflicts]
+            return change
+
+        self.last_commit = None
+        _, self.last_commit = self._tx.run(apply)
+        return tuple(cleared)
+
+    def edit_index(self, base: str, edited: str) -> IndexMerge | None:
+        """Land a hand edit of tasks.md: ``base`` as the editor opened it, ``edited`` as saved.
+
+        The edit is merged three-way onto the tip as it is when it lands (a task created by
+        hand whose id was taken meanwhile gets the next free one). Returns the merge, or None
+        when there was nothing to write.
+        """
+        return self._edit(EditIndex(base, edited))
+
+    def edit_spec(self, task: TaskRef, base: str | None, edited: str) -> bool:
+        """Land a hand edit of a task's spec, merged line-wise onto the spec at the tip.
+
+        Where the tip changed the same lines, the edit's lines stand and the tip's are kept
+        in a conflict record. False when there was nothing to write.
+        """
+        self._edit(EditSpec(task_id(task), base, edited, self._repo.line_merge))
+        return self.last_commit is not None
+
+    def _edit(self, operation: EditIndex | EditSpec) -> IndexMerge | None:
+        self.last_commit = None
+        merged: list[IndexMerge | None] = []
+
+        def run(snap: Snapshot) -> Change | Edited:
+            edited = operation.apply(snap)
+            merged[:] = [edited.merged]
+            return edited if edited.change is None else edited.change
+
+        _, self.last_commit = self._tx.run(run)
+        return merged[0] if merged and self.last_commit is not None else None
 
     # -- reads ----------------------------------------------------------------------------------
 

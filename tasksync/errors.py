@@ -188,6 +188,35 @@ class ContentionTimeout(TaskSyncError, TimeoutError):
         super().__init__(text)
 
 
+class UnknownRevision(TaskSyncError, KeyError):
+    """A revision to merge names no commit."""
+
+    def __init__(self, revision: str, detail: str) -> None:
+        self.revision = revision
+        super().__init__(
+            f"{revision!r} names no commit ({detail}); fetch it first, "
+            "e.g. `git fetch origin refs/tasks/main:refs/remotes/origin/tasks`"
+        )
+
+
+class NoConflict(TaskSyncError, KeyError):
+    """resolve was asked about a task (or field) that has no conflict record."""
+
+    def __init__(self, task: str, field: str | None) -> None:
+        self.task = task
+        self.field = field
+        what = f"{task} {field}" if field else task
+        super().__init__(f"no conflict is recorded for {what}; `git tasks conflicts` lists them")
+
+
+class CannotResolve(TaskSyncError, ValueError):
+    """resolve cannot do what was asked for this conflict."""
+
+    def __init__(self, task: str, problem: str, fix: str) -> None:
+        self.task = task
+        super().__init__(f"cannot resolve {task}: {problem}; {fix}")
+
+
 class StoreError(TaskSyncError):
     """Git refused an operation for a reason that retrying does not fix."""
 
@@ -195,3 +224,12 @@ class StoreError(TaskSyncError):
         self.action = action
         self.detail = detail
         super().__init__(f"{action} failed: {detail}; {fix}")
+
+
+class MergeDriverError(TaskSyncError):
+    """The merge driver cannot merge its files, or cannot be installed where it was asked to."""
+
+    def __init__(self, path: str, problem: str, fix: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}; {fix}")

@@ -47,6 +47,8 @@ class Change:
     summary: str
     trailers: Trailers
     task: Task | None
+    parents: tuple[str, ...] = ()  # more parents after the tip: a merge commit
+    target: str | None = None  # an existing commit to move the ref to, writing nothing
 
     @property
     def message(self) -> str:

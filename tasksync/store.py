@@ -13,16 +13,17 @@ import os
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
 
 import pygit2
 
-from .errors import ConfigError, FormatError, NotARepository, StoreError
+from .errors import ConfigError, FormatError, NotARepository, StoreError, UnknownRevision
 from .identity import Identity, Signatures
 from .markdown import INDEX_PATH, SPEC_DIR, Index
 from .operations import Change, Snapshot
+from .records import RECORDS_PATH
 
 T = TypeVar("T")
 
@@ -311,6 +312,95 @@ class Repo:
             yield info
             commit_id = info.parents[0] if info.parents else None
 
+    # -- merging --------------------------------------------------------------------------------
+
+    def resolve_commit(self, revision: str) -> str:
+        """The commit a revision (a ref, a branch, an id) names; UnknownRevision when none."""
+        try:
+            found = self._repo.revparse_single(revision)
+            commit = found.peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as error:
+            raise UnknownRevision(revision, str(error)) from None
+        return str(commit.id)
+
+    def merge_base(self, one: str, other: str) -> str | None:
+        try:
+            found = self._repo.merge_base(one, other)
+        except (pygit2.GitError, ValueError) as error:
+            raise StoreError("finding a merge base", str(error), "run `git fsck`") from None
+        return None if found is None else str(found)
+
+    def changed(self, base: str | None, commit: str) -> frozenset[str]:
+        """The file paths whose content differs between two commits' trees."""
+        new = self._tree(self._commit(commit), commit)
+        try:
+            if base is None:
+                return frozenset(_blob_paths(new, ""))
+            diff = self._tree(self._commit(base), base).diff_to_tree(new)
+            return frozenset(
+                path
+                for delta in diff.deltas
+                for path in (delta.old_file.path, delta.new_file.path)
+                if path
+            )
+        except pygit2.GitError as error:
+            raise FormatError(
+                commit, f"its tree cannot be compared ({error})", oid=commit
+            ) from None
+
+    def reader(self, commit: str | None) -> Callable[[str], str | None]:
+        """A reader of file texts at ``commit`` (of nothing, for None)."""
+        if commit is None:
+            return lambda path: None
+        tree = self._tree(self._commit(commit), commit)
+
+        def read(path: str) -> str | None:
+            found = self._lookup(tree, path)
+            return None if found is None else self._text(found, path)
+
+        return read
+
+    def line_merge(
+        self, base: str | None, ours: str, theirs: str, favor: str | None
+    ) -> tuple[str, bool]:
+        """libgit2's line merge of three texts: the text and whether it merged cleanly.
+
+        With ``favor`` ("ours" or "theirs") lines both sides changed take that side's version,
+        so the text carries no conflict markers.
+        """
+        repo = self._repo
+        try:
+            ids = [
+                None if t is None else repo.create_blob(t.encode("utf-8"))
+                for t in (base, ours, theirs)
+            ]
+            if favor is None:
+                entries = [
+                    None if oid is None else pygit2.IndexEntry("f", oid, pygit2.enums.FileMode.BLOB)
+                    for oid in ids
+                ]
+                result = repo.merge_file_from_index(entries[0], entries[1], entries[2])
+                return result.contents, result.automergeable
+            trees = []
+            for oid in ids:
+                builder = repo.TreeBuilder()
+                if oid is not None:
+                    builder.insert("f", oid, pygit2.GIT_FILEMODE_BLOB)
+                trees.append(builder.write())
+            choice = (
+                pygit2.enums.MergeFavor.OURS if favor == "ours" else pygit2.enums.MergeFavor.THEIRS
+            )
+            merged = repo.merge_trees(trees[0], trees[1], trees[2], favor=choice)
+            blob = repo[merged["f"].id]
+            assert isinstance(blob, pygit2.Blob)  # noqa: S101 - a merged file entry
+            return blob.data.decode("utf-8"), True
+        except (pygit2.GitError, KeyError, UnicodeDecodeError) as error:
+            raise StoreError(
+                "merging a spec file",
+                str(error),
+                "merge it by hand with `git tasks edit ID --spec`",
+            ) from None
+
     # -- writing --------------------------------------------------------------------------------
 
     def write_commit(
@@ -356,7 +446,7 @@ class Repo:
         now = signatures.author.stamp()
         author = _signature(signatures.author, now)
         committer = _signature(signatures.committer, now)
-        parents = [pygit2.Oid(hex=parent)] if parent is not None else []
+        parents = [pygit2.Oid(hex=p) for p in (parent, *change.parents) if p is not None]
         return str(repo.create_commit(None, author, committer, message, tree, parents))
 
     def _write_tree(
@@ -446,8 +536,18 @@ def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
     return str(entry.id)
 
 
+def _blob_paths(tree: pygit2.Tree, prefix: str) -> Iterator[str]:
+    for entry in tree:
+        if isinstance(entry, pygit2.Tree):
+            yield from _blob_paths(entry, f"{prefix}{entry.name}/")
+        elif entry.type_str == "blob":
+            yield f"{prefix}{entry.name}"
+
+
 def _check_path(path: str) -> None:
     """Refuse a spec path that is odd, outside ``process/``, or the index or spec directory."""
+    if path == RECORDS_PATH:
+        return
     parts = path.split("/")
     if (
         len(parts) < 2

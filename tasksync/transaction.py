@@ -124,7 +124,10 @@ class Transactor:
         message = change.message_with(trailers)
         new: str | None = None
         try:
-            new = self.repo.write_commit(tip, change, message, signatures)
+            if change.target is not None:  # a fast-forward: the commit exists already
+                new = change.target
+            else:
+                new = self.repo.write_commit(tip, change, message, signatures)
             if self.before_swap is not None:
                 self.before_swap()
             if tip is None:

@@ -1,0 +1,132 @@
+"""What merges leave for people to look at: conflict records and renumberings, on the ref.
+
+They live in one JSON file beside ``process/`` in the ref's tree, never in tasks.md, so the
+file users read stays clean. A conflict record stays until someone resolves it; a renumbering
+stays for good, so ``git tasks get OLD-ID`` can say where a task went. Pure: text in, text out.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+from .errors import FormatError, InvalidTaskId
+from .model import Conflict, Renumbering, TaskId
+
+RECORDS_PATH = ".tasksync/records.json"
+_VERSION = 1
+
+
+class Records(NamedTuple):
+    conflicts: tuple[Conflict, ...] = ()
+    renumbered: tuple[Renumbering, ...] = ()
+
+    def for_task(self, number: int) -> tuple[Conflict, ...]:
+        return tuple(c for c in self.conflicts if c.task is not None and c.task.number == number)
+
+    def moved_from(self, number: int) -> tuple[Renumbering, ...]:
+        """Renumberings of tasks that were created as ``number``."""
+        return tuple(r for r in self.renumbered if r.old.number == number)
+
+    def with_conflicts(self, found: tuple[Conflict, ...]) -> Records:
+        kept = self.conflicts + tuple(c for c in found if c not in self.conflicts)
+        return Records(kept, self.renumbered)
+
+    def with_renumbered(self, found: tuple[Renumbering, ...]) -> Records:
+        kept = self.renumbered + tuple(r for r in found if r not in self.renumbered)
+        return Records(self.conflicts, kept)
+
+    def without(self, cleared: tuple[Conflict, ...]) -> Records:
+        return Records(tuple(c for c in self.conflicts if c not in cleared), self.renumbered)
+
+
+def parse(text: str | None) -> Records:
+    """The records of a file's text (no file: none); a damaged file is a FormatError."""
+    if text is None:
+        return Records()
+    try:
+        data = json.loads(text)
+        conflicts = tuple(_conflict(item) for item in data.get("conflicts", ()))
+        renumbered = tuple(_renumbering(item) for item in data.get("renumbered", ()))
+    except (ValueError, TypeError, KeyError, AttributeError, InvalidTaskId) as error:
+        raise FormatError(
+            RECORDS_PATH,
+            f"cannot be read ({error}); "
+            f"restore it with `git show <commit>:{RECORDS_PATH}` from an earlier commit",
+        ) from None
+    return Records(conflicts, renumbered)
+
+
+def render(records: Records) -> str | None:
+    """The file's text, or None when there is nothing to keep (the file is removed)."""
+    if not records.conflicts and not records.renumbered:
+        return None
+    data = {
+        "version": _VERSION,
+        "conflicts": [c.to_json() for c in records.conflicts],
+        "renumbered": [r.to_json() for r in records.renumbered],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def merge(base: Records, ours: Records, theirs: Records) -> Records:
+    """Three-way merge of record sets: a record resolved on one side stays resolved.
+
+    Kept: records on both sides, and records new on either side. Renumberings are never
+    removed. The order is fixed (by task, field and values) so both sides write the same file.
+    """
+    conflicts = {
+        c
+        for c in (*ours.conflicts, *theirs.conflicts)
+        if (c in ours.conflicts and c in theirs.conflicts) or c not in base.conflicts
+    }
+    renumbered = {*base.renumbered, *ours.renumbered, *theirs.renumbered}
+    return Records(
+        tuple(sorted(conflicts, key=_conflict_order)),
+        tuple(sorted(renumbered, key=_renumbering_order)),
+    )
+
+
+def _conflict_order(c: Conflict) -> tuple[int, str, str, str, str, str]:
+    number = -1 if c.task is None else c.task.number
+    return number, c.field, c.base or "", c.ours or "", c.theirs or "", c.kept or ""
+
+
+def _renumbering_order(r: Renumbering) -> tuple[int, int, str]:
+    return r.old.number, r.new.number, r.side
+
+
+def _text(item: dict[str, object], key: str) -> str | None:
+    value = item.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{key} is {type(value).__name__}, not a string")
+
+
+def _conflict(item: dict[str, object]) -> Conflict:
+    task = _text(item, "task")
+    field = _text(item, "field")
+    if field is None:
+        raise KeyError("field")
+    return Conflict(
+        None if task is None else TaskId.parse(task),
+        field,
+        _text(item, "base"),
+        _text(item, "ours"),
+        _text(item, "theirs"),
+        _text(item, "kept"),
+    )
+
+
+def _renumbering(item: dict[str, object]) -> Renumbering:
+    old, new, title, side = (_text(item, key) for key in ("old", "new", "title", "side"))
+    if old is None or new is None or title is None or side is None:
+        raise KeyError("old, new, title and side")
+    return Renumbering(
+        TaskId.parse(old),
+        TaskId.parse(new),
+        title,
+        side,
+        _text(item, "old_path"),
+        _text(item, "new_path"),
+    )

@@ -1,0 +1,140 @@
+"""Three-way merge of whole task trees: tasks.md, spec files and the merge records.
+
+tasks.md goes through :func:`~tasksync.merge.merge3`. Spec files merge line by line through a
+function the caller supplies (the store's, which is libgit2's merge); when both sides edited the
+same lines, the file takes the winning side's version of those lines, stays free of conflict
+markers, and both versions go into a conflict record for its task. A task renumbered by the
+merge takes its spec file to the new name. Pure: the caller reads and writes git.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from . import records
+from .errors import TaskSyncError
+from .markdown import INDEX_PATH, Index, resolve_link
+from .merge import Side, merge3
+from .model import Conflict, Renumbering, TaskId
+from .records import RECORDS_PATH
+from .spec import with_title
+
+Read = Callable[[str], "str | None"]
+# A line merge of one file: base, ours, theirs, the side whose lines win where both sides
+# changed the same ones (None: leave them marked) -> merged text and whether it was clean.
+LineMerge = Callable[["str | None", str, str, "Side | None"], "tuple[str, bool]"]
+
+
+class TreeSide(NamedTuple):
+    """One side of a merge: the paths it changed against the base, and a reader for its files."""
+
+    changed: frozenset[str]
+    read: Read
+
+
+class TreeMerge(NamedTuple):
+    """What to write on top of ours; the conflicts and renumberings the merge produced."""
+
+    index_text: str | None  # new tasks.md text, or None when ours' stands
+    files: tuple[tuple[str, str | None], ...]  # other paths → new text, or None to remove
+    conflicts: tuple[Conflict, ...]
+    renumbered: tuple[Renumbering, ...]
+
+
+def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMerge) -> TreeMerge:
+    """Merge ``theirs`` into ``ours`` (both descendants of ``base``)."""
+    index_b = base(INDEX_PATH) or ""
+    index_o = (ours.read(INDEX_PATH) or "") if INDEX_PATH in ours.changed else index_b
+    index_t = (theirs.read(INDEX_PATH) or "") if INDEX_PATH in theirs.changed else index_b
+    sides = {"ours": (index_o, ours), "theirs": (index_t, theirs)}
+
+    def spec_of(side: Side, number: int) -> str | None:
+        text, tree = sides[side]
+        path = _spec_path(text, number)
+        return None if path is None else tree.read(path)
+
+    merged = merge3(index_b, index_o, index_t, specs=spec_of)
+    # Each side's files, with a renumbered task's spec moved to its new name.
+    views = {"ours": _View(ours, base), "theirs": _View(theirs, base)}
+    for moved in merged.renumbered:
+        views[moved.side].move(moved)
+    conflicts = list(merged.conflicts)
+    files: dict[str, str | None] = {}
+    paths = (views["ours"].changed | views["theirs"].changed) - {INDEX_PATH, RECORDS_PATH}
+    owners: dict[str, TaskId] | None = None
+    for path in sorted(paths):
+        was, mine, yours = base(path), views["ours"].read(path), views["theirs"].read(path)
+        if yours in (mine, was):
+            text = mine
+        elif mine == was:
+            text = yours
+        elif mine is None or yours is None:
+            text = yours if mine is None else mine  # removed on one side, changed on the other
+        else:
+            text, clean = line_merge(was, mine, yours, None)
+            if not clean:
+                winner: Side = "ours" if mine > yours else "theirs"
+                text, _ = line_merge(was, mine, yours, winner)
+                if owners is None:
+                    owners = _owners(merged.text)
+                task = owners.get(path)
+                conflicts.append(Conflict(task, "spec", was, mine, yours, text))
+        if text != ours.read(path):
+            files[path] = text
+    kept = records.merge(
+        records.parse(base(RECORDS_PATH)),
+        records.parse(ours.read(RECORDS_PATH)),
+        records.parse(theirs.read(RECORDS_PATH)),
+    )
+    kept = kept.with_conflicts(tuple(conflicts)).with_renumbered(merged.renumbered)
+    text = records.render(kept)
+    if text != ours.read(RECORDS_PATH):
+        files[RECORDS_PATH] = text
+    return TreeMerge(
+        merged.text if merged.text != index_o else None,
+        tuple(sorted(files.items())),
+        tuple(conflicts),
+        merged.renumbered,
+    )
+
+
+class _View:
+    """A side's files as the merge sees them: renumbered specs under their new names."""
+
+    def __init__(self, side: TreeSide, base: Read) -> None:
+        self._side = side
+        self._base = base
+        self._moved: dict[str, str | None] = {}
+        self.changed = set(side.changed)
+
+    def move(self, moved: Renumbering) -> None:
+        if moved.old_path is None or moved.new_path is None or moved.old_path == moved.new_path:
+            return
+        text = self.read(moved.old_path)
+        self._moved[moved.old_path] = self._base(moved.old_path)  # as if never touched here
+        self._moved[moved.new_path] = (
+            None if text is None else with_title(text, moved.new, moved.title)
+        )
+        self.changed |= {moved.old_path, moved.new_path}
+
+    def read(self, path: str) -> str | None:
+        if path in self._moved:
+            return self._moved[path]
+        return self._side.read(path) if path in self._side.changed else self._base(path)
+
+
+def _spec_path(index: str, number: int) -> str | None:
+    try:
+        return Index.parse(index).find(TaskId(number)).spec_path
+    except TaskSyncError:  # no such task, or two with that id
+        return None
+
+
+def _owners(index: str) -> dict[str, TaskId]:
+    owners: dict[str, TaskId] = {}
+    for entry in Index.parse(index).tasks:
+        path = resolve_link(entry.link)
+        if path is not None:
+            owners.setdefault(path, entry.id)
+    return owners
