@@ -6,6 +6,7 @@ import builtins
 import os
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import NamedTuple
 
 from . import records
@@ -74,6 +75,17 @@ class TaskStore:
     @property
     def ref(self) -> str:
         return self.workspace.ref
+
+    @property
+    def common_dir(self) -> Path:
+        """The git dir all worktrees share (where scratch files of edits are kept)."""
+        return self._repo.location.common_dir
+
+    @property
+    def workdir(self) -> Path:
+        """This worktree's top directory (the git dir in a bare repository)."""
+        location = self._repo.location
+        return location.workdir or location.git_dir
 
     def head(self) -> str | None:
         """The commit the ref points at now, or None before ``init``."""

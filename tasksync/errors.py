@@ -9,6 +9,7 @@ that only know the builtin.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class TaskSyncError(Exception):
@@ -215,6 +216,15 @@ class CannotResolve(TaskSyncError, ValueError):
     def __init__(self, task: str, problem: str, fix: str) -> None:
         self.task = task
         super().__init__(f"cannot resolve {task}: {problem}; {fix}")
+
+
+class EditorFailed(TaskSyncError):
+    """The editor could not be run, failed, or left a file that cannot be read."""
+
+    def __init__(self, path: Path | None, problem: str) -> None:
+        self.path = path
+        kept = "" if path is None else f"; your text is kept in {path}"
+        super().__init__(f"{problem}{kept}")
 
 
 class StoreError(TaskSyncError):
