@@ -8,16 +8,20 @@
 
 from __future__ import annotations
 
-from .api import TaskStore
+from .api import Merged, TaskStore
 from .errors import (
     AmbiguousTaskId,
+    CannotResolve,
     ConfigError,
     ContentionTimeout,
+    EditorFailed,
     FormatError,
     InvalidDescription,
     InvalidStatus,
     InvalidTaskId,
     InvalidTitle,
+    MergeDriverError,
+    NoConflict,
     NotARepository,
     NotInitialized,
     PreconditionFailed,
@@ -25,24 +29,43 @@ from .errors import (
     StoreError,
     TaskNotFound,
     TaskSyncError,
+    UnknownRevision,
 )
-from .model import HistoryEntry, Status, Task, TaskId
+from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """The merge functions, imported on first use: most commands never merge."""
+    if name in ("merge3", "IndexMerge"):
+        from . import merge
+
+        return getattr(merge, name)
+    raise AttributeError(f"module 'tasksync' has no attribute {name!r}")
+
+
 __all__ = [
     "AmbiguousTaskId",
+    "CannotResolve",
     "ConfigError",
+    "Conflict",
     "ContentionTimeout",
+    "EditorFailed",
     "FormatError",
     "HistoryEntry",
+    "IndexMerge",
     "InvalidDescription",
     "InvalidStatus",
     "InvalidTaskId",
     "InvalidTitle",
+    "MergeDriverError",
+    "Merged",
+    "NoConflict",
     "NotARepository",
     "NotInitialized",
     "PreconditionFailed",
+    "Renumbering",
     "SpecNotFound",
     "Status",
     "StoreError",
@@ -51,5 +74,7 @@ __all__ = [
     "TaskNotFound",
     "TaskStore",
     "TaskSyncError",
+    "UnknownRevision",
     "__version__",
+    "merge3",
 ]

@@ -7,20 +7,21 @@ import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from . import records
-from .editing import Edited, EditIndex, EditSpec, Resolve
 from .errors import NotInitialized, SpecNotFound
 from .markdown import Index
-from .merge import IndexMerge
 from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
-from .records import RECORDS_PATH
 from .store import Commit, Repo
 from .transaction import Transactor
-from .trees import TreeMerge, TreeSide, merge_trees
 from .workspace import Workspace
+
+if TYPE_CHECKING:  # merging is imported when used: `git tasks status set` never needs it
+    from .editing import Edited, EditIndex, EditSpec
+    from .merge import IndexMerge
+    from .records import Records
+    from .trees import TreeMerge
 
 TaskRef = str | int | TaskId
 _TRAILER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
@@ -154,6 +155,8 @@ class TaskStore:
         whose tree is the task-aware merge of both sides. Conflicts never stop the merge: each
         is settled by a fixed rule and recorded (see :meth:`conflicts`).
         """
+        from .trees import TreeSide, merge_trees
+
         other = self._repo.resolve_commit(revision)
         seen: list[TreeMerge] = []
 
@@ -201,17 +204,21 @@ class TaskStore:
             return Merged("fast-forward", commit, (), ())
         return Merged("merged", commit, seen[0].conflicts, seen[0].renumbered)
 
+    def _records(self) -> Records:
+        from .records import RECORDS_PATH, parse
+
+        return parse(self._tx.snapshot().read(RECORDS_PATH))
+
     def conflicts(self, task: TaskRef | None = None) -> tuple[Conflict, ...]:
         """The recorded conflicts not yet resolved, of one task or all."""
-        kept = records.parse(self._tx.snapshot().read(RECORDS_PATH))
+        kept = self._records()
         if task is None:
             return kept.conflicts
         return kept.for_task(task_id(task).number)
 
     def renumbered(self, task: TaskRef) -> tuple[Renumbering, ...]:
         """Tasks that were created as ``task`` somewhere and given another id by a merge."""
-        kept = records.parse(self._tx.snapshot().read(RECORDS_PATH))
-        return kept.moved_from(task_id(task).number)
+        return self._records().moved_from(task_id(task).number)
 
     def resolve(
         self, task: TaskRef | None, field: str | None = None, take: str | None = None
@@ -221,14 +228,17 @@ class TaskStore:
         With ``take`` ("ours", "theirs" or a value) that value is written first; with several
         fields in conflict, ``field`` says which. Returns the records cleared.
         """
+        from .editing import Resolve
+        from .records import RECORDS_PATH, parse
+
         wanted = None if task is None else task_id(task)
         cleared: list[Conflict] = []
 
         def apply(snap: Snapshot) -> Change:
-            before = records.parse(snap.read(RECORDS_PATH)).conflicts
+            before = parse(snap.read(RECORDS_PATH)).conflicts
             change = Resolve(wanted, field, take).apply(snap)
-            after = dict(change.files).get(RECORDS_PATH)
-            cleared[:] = [c for c in before if c not in records.parse(after).conflicts]
+            after = parse(dict(change.files).get(RECORDS_PATH)).conflicts
+            cleared[:] = [c for c in before if c not in after]
             return change
 
         self.last_commit = None
@@ -242,6 +252,8 @@ class TaskStore:
         hand whose id was taken meanwhile gets the next free one). Returns the merge, or None
         when there was nothing to write.
         """
+        from .editing import EditIndex
+
         return self._edit(EditIndex(base, edited))
 
     def edit_spec(self, task: TaskRef, base: str | None, edited: str) -> bool:
@@ -250,6 +262,8 @@ class TaskStore:
         Where the tip changed the same lines, the edit's lines stand and the tip's are kept
         in a conflict record. False when there was nothing to write.
         """
+        from .editing import EditSpec
+
         self._edit(EditSpec(task_id(task), base, edited, self._repo.line_merge))
         return self.last_commit is not None
 

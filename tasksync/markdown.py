@@ -20,6 +20,7 @@ from .model import Status, TaskId
 
 INDEX_PATH = "process/tasks.md"
 SPEC_DIR = "process/tasks"
+RECORDS_PATH = ".tasksync/records.json"  # conflict records and renumberings (see records)
 
 _LINE = re.compile(r"[^\n]*\n|[^\n]+")
 _TASK_HEAD = re.compile(r"- \[(.)\] ")

@@ -11,9 +11,11 @@ import json
 from typing import NamedTuple
 
 from .errors import FormatError, InvalidTaskId
+from .markdown import RECORDS_PATH
 from .model import Conflict, Renumbering, TaskId
 
-RECORDS_PATH = ".tasksync/records.json"
+__all__ = ["RECORDS_PATH", "Records", "merge", "parse", "render"]
+
 _VERSION = 1
 
 

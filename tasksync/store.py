@@ -21,9 +21,8 @@ import pygit2
 
 from .errors import ConfigError, FormatError, NotARepository, StoreError, UnknownRevision
 from .identity import Identity, Signatures
-from .markdown import INDEX_PATH, SPEC_DIR, Index
+from .markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR, Index
 from .operations import Change, Snapshot
-from .records import RECORDS_PATH
 
 T = TypeVar("T")
 
