@@ -19,7 +19,7 @@ from .model import Status
 
 if TYPE_CHECKING:
     from .api import TaskStore
-    from .model import HistoryEntry, Task
+    from .model import Conflict, HistoryEntry, Renumbering, Task
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STATUS_NAMES = ", ".join(status.value for status in Status)
@@ -99,7 +99,7 @@ def list_(ctx: click.Context, status: str | None, include_done: bool, as_json: b
 @click.option("--json", "as_json", is_flag=True, help="Print the task as a JSON object.")
 @click.pass_context
 def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
-    """Show one task: title, status, spec path and description."""
+    """Show one task: title, status, spec path, description and any merge conflicts."""
     task = _store(ctx).get(task_id)
     if as_json:
         _json(task.to_json())
@@ -110,6 +110,19 @@ def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
     if task.description:
         click.echo("")
         click.echo(task.description)
+    store = _store(ctx)
+    conflicts = store.conflicts(task.id)
+    if conflicts:
+        click.echo("")
+        for conflict in conflicts:
+            click.echo(f"conflict: {_conflict_line(conflict)}")
+        click.echo(f"(settle with `git tasks resolve {task.id}`)")
+    for moved in store.renumbered(task.id):
+        click.echo("")
+        click.echo(
+            f"note: another task created as {moved.old} ({moved.title!r}) "
+            f"was renumbered to {moved.new} by a merge"
+        )
 
 
 @cli.group(context_settings=CONTEXT)
@@ -189,7 +202,7 @@ def create(
 
 
 @cli.command()
-@click.argument("task_id", metavar="ID")
+@click.argument("task_id", metavar="ID", required=False)
 @click.option("--title", help="New title.")
 @click.option("--description", "-d", help="New description (the spec's Context section).")
 @click.option(
@@ -197,20 +210,88 @@ def create(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Replace the task's spec with this file.",
 )
+@click.option("--raw", is_flag=True, help="Edit the whole tasks.md in your editor (no ID).")
+@click.option("--spec", "edit_spec", is_flag=True, help="Edit the task's spec in your editor.")
 @click.pass_context
 def edit(
     ctx: click.Context,
-    task_id: str,
+    task_id: str | None,
     title: str | None,
     description: str | None,
     spec_file: Path | None,
+    raw: bool,
+    edit_spec: bool,
 ) -> None:
-    """Change a task's title, description or spec."""
-    if title is None and description is None and spec_file is None:
-        raise click.UsageError("nothing to change: give --title, --description or --spec-file")
+    """Change a task's title, description or spec; or edit tasks.md or a spec in your editor.
+
+    \b
+    git tasks edit ID --title T | --description D | --spec-file F
+    git tasks edit --raw          open tasks.md in $EDITOR
+    git tasks edit ID --spec      open the task's spec in $EDITOR
+
+    What you save is merged three-way onto the ref as it is by then, so changes other
+    workspaces made while the editor was open are kept.
+    """
+    fields = title is not None or description is not None or spec_file is not None
+    if raw and (task_id is not None or fields or edit_spec):
+        raise click.UsageError("--raw edits the whole tasks.md: give no ID and no other option")
+    if edit_spec and (task_id is None or fields):
+        raise click.UsageError("--spec needs an ID and no other option")
+    if not raw and task_id is None:
+        raise click.UsageError("give an ID (or --raw to edit the whole tasks.md)")
     store = _store(ctx)
+    if raw:
+        _edit_raw(store)
+        return
+    assert task_id is not None  # noqa: S101 - checked above
+    if edit_spec:
+        _edit_spec(store, task_id)
+        return
+    if not fields:
+        raise click.UsageError(
+            "nothing to change: give --title, --description, --spec-file or --spec"
+        )
     task = store.update(task_id, title=title, description=description, spec=_read_file(spec_file))
     click.echo(f"{task.id} {task.title}" if store.last_commit else f"{task.id} unchanged")
+
+
+def _edit_raw(store: TaskStore) -> None:
+    from .editor import edit_file, scratch_file
+
+    base = store.index_text()
+    path = scratch_file(store.common_dir, "tasks.md", base)
+    edited = edit_file(path, store.workdir)
+    merged = store.edit_index(base, edited)
+    path.unlink(missing_ok=True)
+    if store.last_commit is None:
+        click.echo("tasks.md unchanged")
+        return
+    click.echo(f"tasks.md saved ({store.last_commit[:12]})")
+    if merged is not None:
+        for moved in merged.renumbered:
+            click.echo(f"{moved.old} was taken meanwhile: your task is {moved.new}")
+        for conflict in merged.conflicts:
+            click.echo(f"conflict: {_conflict_line(conflict)}")
+
+
+def _edit_spec(store: TaskStore, task_id: str) -> None:
+    from .editor import edit_file, scratch_file
+    from .errors import SpecNotFound
+
+    task = store.get(task_id)
+    try:
+        base: str | None = store.spec(task_id)
+    except SpecNotFound:
+        base = None
+    opened = base if base is not None else f"# Task {task.id}: {task.title}\n"
+    path = scratch_file(store.common_dir, f"{task.id.digits}.md", opened)
+    edited = edit_file(path, store.workdir)
+    changed = store.edit_spec(task_id, base, edited) if edited != opened else False
+    path.unlink(missing_ok=True)
+    click.echo(f"{task.id} spec saved" if changed else f"{task.id} spec unchanged")
+    for conflict in store.conflicts(task_id):
+        if conflict.field == "spec":
+            click.echo(f"conflict: {_conflict_line(conflict)}")
 
 
 @cli.command()
@@ -239,6 +320,79 @@ def delete(ctx: click.Context, task_id: str, force: bool) -> None:
 def spec(ctx: click.Context, task_id: str) -> None:
     """Print a task's spec file."""
     click.echo(_store(ctx).spec(task_id), nl=False)
+
+
+def _short(value: str | None) -> str:
+    if value is None:
+        return "(none)"
+    one = value.strip().replace("\n", " \u23ce ")
+    return repr(one if len(one) <= 60 else one[:57] + "...")
+
+
+def _conflict_line(conflict: Conflict) -> str:
+    where = "tasks.md" if conflict.task is None else str(conflict.task)
+    return (
+        f"{where} {conflict.field}: kept {_short(conflict.kept)} "
+        f"(ours {_short(conflict.ours)}, theirs {_short(conflict.theirs)}, "
+        f"base {_short(conflict.base)})"
+    )
+
+
+@cli.command()
+@click.argument("task_id", metavar="[ID]", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of conflict records.")
+@click.pass_context
+def conflicts(ctx: click.Context, task_id: str | None, as_json: bool) -> None:
+    """List what merges settled by rule and kept for you to review (of one task, or all)."""
+    found = _store(ctx).conflicts(task_id)
+    if as_json:
+        _json([conflict.to_json() for conflict in found])
+        return
+    if not found:
+        click.echo("no conflicts")
+    for conflict in found:
+        click.echo(_conflict_line(conflict))
+
+
+@cli.command()
+@click.argument("task_id", metavar="ID")
+@click.option("--field", help="The field to settle when a task has several conflicts.")
+@click.option(
+    "--take",
+    metavar="ours|theirs|VALUE",
+    help="Write this value first (else the kept value stays).",
+)
+@click.pass_context
+def resolve(ctx: click.Context, task_id: str, field: str | None, take: str | None) -> None:
+    """Clear a task's conflict records; ID `tasks.md` means lines outside any task."""
+    store = _store(ctx)
+    cleared = store.resolve(None if task_id == "tasks.md" else task_id, field, take)
+    for conflict in cleared:
+        click.echo(f"resolved {_conflict_line(conflict)}")
+
+
+@cli.command()
+@click.argument("revision", metavar="REVISION")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as a JSON object.")
+@click.pass_context
+def merge(ctx: click.Context, revision: str, as_json: bool) -> None:
+    """Merge another history of the tasks ref (e.g. one fetched from a remote) into this one."""
+    done = _store(ctx).merge(revision)
+    if as_json:
+        _json(
+            {
+                "outcome": done.outcome,
+                "commit": done.commit,
+                "conflicts": [c.to_json() for c in done.conflicts],
+                "renumbered": [r.to_json() for r in done.renumbered],
+            }
+        )
+        return
+    click.echo(done.outcome if done.commit is None else f"{done.outcome} ({done.commit[:12]})")
+    for moved in done.renumbered:
+        click.echo(f"renumbered {moved.old} \u2192 {moved.new} ({moved.title!r}, {moved.side})")
+    for conflict in done.conflicts:
+        click.echo(f"conflict: {_conflict_line(conflict)}")
 
 
 def _log_line(entry: HistoryEntry) -> str:
@@ -274,6 +428,86 @@ def demo(keep: bool) -> None:
 
     for step in run_demo(keep=keep):
         click.echo(step)
+
+
+@cli.command("merge-driver")
+@click.argument("files", metavar="install | BASE OURS THEIRS [PATH]", nargs=-1)
+@click.option(
+    "--global",
+    "global_config",
+    is_flag=True,
+    help="With install: write the config to your global git config, not the repository's.",
+)
+@click.pass_context
+def merge_driver(ctx: click.Context, files: tuple[str, ...], global_config: bool) -> None:
+    """Merge process/tasks.md for git, or install that merge driver.
+
+    \b
+    git tasks merge-driver install [--global]
+    git tasks merge-driver BASE OURS THEIRS [PATH]
+
+    install sets merge.tasks.name and merge.tasks.driver in the repository's git config and
+    adds `process/tasks.md merge=tasks` to the working tree's .gitattributes. Git then runs
+    the second form during merges and rebases: it merges the three versions task by task,
+    writes the result into OURS, reports each conflict it settled on stderr, and exits 0.
+    """
+    from . import driver
+
+    where = Path(ctx.ensure_object(dict).get("path") or ".")
+    if files == ("install",):
+        done = driver.install(where, global_config=global_config)
+        for setting in done.settings:
+            state = "Set" if setting.changed else "Already set:"
+            click.echo(f"{state} {setting.key} = {setting.value} ({done.scope} config)")
+        if done.attributes_changed:
+            click.echo(f"Added `{driver.ATTRIBUTES_LINE}` to {done.attributes}")
+        else:
+            click.echo(f"{done.attributes} already has `{driver.ATTRIBUTES_LINE}`")
+        return
+    if global_config:
+        raise click.UsageError("--global only goes with `merge-driver install`")
+    if not 3 <= len(files) <= 4:
+        raise click.UsageError(
+            "give `install`, or the files BASE OURS THEIRS and optionally the PATH they merge"
+        )
+    base, ours, theirs = (where / name for name in files[:3])
+    name = files[3] if len(files) == 4 else str(ours)
+    merged = driver.merge_files(base, ours, theirs, name)
+    for conflict in merged.conflicts:
+        click.echo(f"{name}: {_conflict_text(conflict)}", err=True)
+    for moved in merged.renumbered:
+        click.echo(f"{name}: {_renumbered_text(moved)}", err=True)
+
+
+def _conflict_text(conflict: Conflict) -> str:
+    lost = conflict.lost
+    if conflict.field == "deleted":
+        return f"{conflict.task} deleted on one side, changed on the other: kept {conflict.kept}"
+    if conflict.task is None:
+        return (
+            f"lines outside tasks changed on both sides: kept {_brief(conflict.kept)} "
+            f"(other side: {_brief(lost)})"
+        )
+    return (
+        f"{conflict.task} {conflict.field}: kept {_brief(conflict.kept)} "
+        f"(other side: {_brief(lost)})"
+    )
+
+
+def _renumbered_text(moved: Renumbering) -> str:
+    text = f"{moved.old} created on both sides: {moved.title!r} renumbered to {moved.new}"
+    if moved.old_path and moved.new_path and moved.old_path != moved.new_path:
+        text += f"; move its spec {moved.old_path} to {moved.new_path}"
+    return text
+
+
+def _brief(value: str | None, width: int = 60) -> str:
+    """A value on one short line: its first non-blank line, cut at ``width``."""
+    lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
+    if not lines:
+        return "nothing"
+    text = lines[0] if len(lines) == 1 else f"{lines[0]} (+{len(lines) - 1} lines)"
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _versions() -> str:

@@ -156,9 +156,10 @@ class Conflict:
     """A field two sides of a merge changed differently, kept until someone resolves it.
 
     The merge wrote ``kept`` (one of ``ours`` and ``theirs``, chosen by a fixed rule, so both
-    sides of a merge get the same result); the other value is kept here. ``task`` is None for
-    lines of tasks.md outside any task. Values are None where the side had no such thing (a
-    deleted task, an absent spec).
+    sides of a merge get the same result); the other value is kept here. In records stored on
+    the ref, ``ours`` is the side whose value won and ``theirs`` the one set aside. ``task`` is
+    None for lines of tasks.md outside any task. Values are None where the side had no such
+    thing (a deleted task, an absent spec).
     """
 
     task: TaskId | None
@@ -191,7 +192,7 @@ class Renumbering:
     old: TaskId
     new: TaskId
     title: str
-    side: str  # "ours" or "theirs": whose copy moved
+    side: str  # "ours" or "theirs": whose copy moved ("" once stored: it depends on who merged)
     old_path: str | None  # its spec file before and after, when it links one
     new_path: str | None
 

@@ -8,6 +8,7 @@ stays for good, so ``git tasks get OLD-ID`` can say where a task went. Pure: tex
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import NamedTuple
 
 from .errors import FormatError, InvalidTaskId
@@ -31,15 +32,36 @@ class Records(NamedTuple):
         return tuple(r for r in self.renumbered if r.old.number == number)
 
     def with_conflicts(self, found: tuple[Conflict, ...]) -> Records:
-        kept = self.conflicts + tuple(c for c in found if c not in self.conflicts)
+        stored = tuple(settled(c) for c in found)
+        kept = self.conflicts + tuple(c for c in stored if c not in self.conflicts)
         return Records(kept, self.renumbered)
 
     def with_renumbered(self, found: tuple[Renumbering, ...]) -> Records:
-        kept = self.renumbered + tuple(r for r in found if r not in self.renumbered)
+        stored = tuple(replace(r, side="") for r in found)
+        kept = self.renumbered + tuple(r for r in stored if r not in self.renumbered)
         return Records(self.conflicts, kept)
 
     def without(self, cleared: tuple[Conflict, ...]) -> Records:
         return Records(tuple(c for c in self.conflicts if c not in cleared), self.renumbered)
+
+
+def settled(conflict: Conflict) -> Conflict:
+    """A conflict as stored: ``ours`` the value the merge wrote, ``theirs`` the one set aside.
+
+    A stored record must not depend on which side ran the merge, or two workspaces merging
+    each other would write different trees; so "ours" and "theirs" on the ref mean kept and
+    set aside, and ``resolve --take theirs`` switches to the value that lost.
+    """
+    if conflict.kept == conflict.theirs and conflict.kept != conflict.ours:
+        return Conflict(
+            conflict.task,
+            conflict.field,
+            conflict.base,
+            conflict.theirs,
+            conflict.ours,
+            conflict.kept,
+        )
+    return conflict
 
 
 def parse(text: str | None) -> Records:
@@ -65,8 +87,8 @@ def render(records: Records) -> str | None:
         return None
     data = {
         "version": _VERSION,
-        "conflicts": [c.to_json() for c in records.conflicts],
-        "renumbered": [r.to_json() for r in records.renumbered],
+        "conflicts": [c.to_json() for c in sorted(records.conflicts, key=_conflict_order)],
+        "renumbered": [_stored(r) for r in sorted(records.renumbered, key=_renumbering_order)],
     }
     return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
@@ -95,7 +117,14 @@ def _conflict_order(c: Conflict) -> tuple[int, str, str, str, str, str]:
 
 
 def _renumbering_order(r: Renumbering) -> tuple[int, int, str]:
-    return r.old.number, r.new.number, r.side
+    return r.old.number, r.new.number, r.title
+
+
+def _stored(r: Renumbering) -> dict[str, str | None]:
+    """A renumbering as stored: which side of the merge moved depends on who ran it."""
+    data = r.to_json()
+    del data["side"]
+    return data
 
 
 def _text(item: dict[str, object], key: str) -> str | None:
@@ -121,14 +150,14 @@ def _conflict(item: dict[str, object]) -> Conflict:
 
 
 def _renumbering(item: dict[str, object]) -> Renumbering:
-    old, new, title, side = (_text(item, key) for key in ("old", "new", "title", "side"))
-    if old is None or new is None or title is None or side is None:
-        raise KeyError("old, new, title and side")
+    old, new, title = (_text(item, key) for key in ("old", "new", "title"))
+    if old is None or new is None or title is None:
+        raise KeyError("old, new and title")
     return Renumbering(
         TaskId.parse(old),
         TaskId.parse(new),
         title,
-        side,
+        "",
         _text(item, "old_path"),
         _text(item, "new_path"),
     )

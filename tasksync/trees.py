@@ -59,7 +59,7 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
     views = {"ours": _View(ours, base), "theirs": _View(theirs, base)}
     for moved in merged.renumbered:
         views[moved.side].move(moved)
-    conflicts = list(merged.conflicts)
+    conflicts = [records.settled(c) for c in merged.conflicts]
     files: dict[str, str | None] = {}
     paths = (views["ours"].changed | views["theirs"].changed) - {INDEX_PATH, RECORDS_PATH}
     owners: dict[str, TaskId] | None = None
@@ -79,7 +79,8 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
                 if owners is None:
                     owners = _owners(merged.text)
                 task = owners.get(path)
-                conflicts.append(Conflict(task, "spec", was, mine, yours, text))
+                won, lost = (mine, yours) if winner == "ours" else (yours, mine)
+                conflicts.append(Conflict(task, "spec", was, won, lost, text))
         if text != ours.read(path):
             files[path] = text
     kept = records.merge(
