@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import NotInitialized, SpecNotFound
-from .markdown import Index
+from .errors import NotInitialized, NotTasksHistory, SpecNotFound
+from .markdown import INDEX_PATH, Index
 from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
 from .store import Commit, Repo
@@ -158,6 +158,7 @@ class TaskStore:
         from .trees import TreeSide, merge_trees
 
         other = self._repo.resolve_commit(revision)
+        self._check_tasks_commit(revision, other)
         seen: list[TreeMerge] = []
 
         def apply(snap: Snapshot) -> Change | str:
@@ -203,6 +204,15 @@ class TaskStore:
         if outcome.target is not None:
             return Merged("fast-forward", commit, (), ())
         return Merged("merged", commit, seen[0].conflicts, seen[0].renumbered)
+
+    def _check_tasks_commit(self, revision: str, commit: str) -> None:
+        """Refuse to merge a commit that is not a state of a tasks ref (a code branch, say)."""
+        from .markdown import RECORDS_PATH
+
+        names = self._repo.top_names(commit)
+        allowed = {INDEX_PATH.split("/", 1)[0], RECORDS_PATH.split("/", 1)[0]}
+        if not names <= allowed or self._repo.reader(commit)(INDEX_PATH) is None:
+            raise NotTasksHistory(revision, names)
 
     def _records(self) -> Records:
         from .records import RECORDS_PATH, parse

@@ -41,11 +41,8 @@ class EditIndex(NamedTuple):
         result = Index.parse(merged.text)
         kept = {entry.id.number for entry in result.tasks}
         linked = {entry.spec_path for entry in result.tasks}
-        removed = [
-            entry
-            for entry in Index.parse(self.base).tasks
-            if entry.id.number not in kept and entry.id.number not in _numbers(self.edited)
-        ]
+        still = kept | _numbers(self.edited)
+        removed = [entry for entry in Index.parse(self.base).tasks if entry.id.number not in still]
         for entry in removed:  # a task line deleted by hand takes its spec file along
             path = entry.spec_path
             ours_only = path is not None and path.startswith(SPEC_DIR + "/") and path not in linked

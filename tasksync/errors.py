@@ -194,9 +194,23 @@ class UnknownRevision(TaskSyncError, KeyError):
 
     def __init__(self, revision: str, detail: str) -> None:
         self.revision = revision
+        why = "" if detail.strip("'\"") == revision else f" ({detail})"
         super().__init__(
-            f"{revision!r} names no commit ({detail}); fetch it first, "
+            f"{revision!r} names no commit{why}; fetch it first, "
             "e.g. `git fetch origin refs/tasks/main:refs/remotes/origin/tasks`"
+        )
+
+
+class NotTasksHistory(TaskSyncError, ValueError):
+    """A revision to merge is not a state of a tasks ref (a code branch, say)."""
+
+    def __init__(self, revision: str, names: Iterable[str]) -> None:
+        self.revision = revision
+        found = ", ".join(sorted(names)) or "nothing"
+        super().__init__(
+            f"{revision!r} is not a state of a tasks ref (its tree holds {found}, "
+            "not process/tasks.md alone); merge a fetched tasks ref, "
+            "e.g. refs/remotes/origin/tasks"
         )
 
 

@@ -322,6 +322,11 @@ class Repo:
             raise UnknownRevision(revision, str(error)) from None
         return str(commit.id)
 
+    def top_names(self, commit: str) -> frozenset[str]:
+        """The names at the top of a commit's tree."""
+        tree = self._tree(self._commit(commit), commit)
+        return frozenset(entry.name for entry in tree if entry.name is not None)
+
     def merge_base(self, one: str, other: str) -> str | None:
         try:
             found = self._repo.merge_base(one, other)
