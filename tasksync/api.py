@@ -227,8 +227,9 @@ class TaskStore:
         return kept.for_task(task_id(task).number)
 
     def renumbered(self, task: TaskRef) -> tuple[Renumbering, ...]:
-        """Tasks that were created as ``task`` somewhere and given another id by a merge."""
-        return self._records().moved_from(task_id(task).number)
+        """Renumberings by merges from or to ``task``'s id: a task created as this id somewhere
+        that got another one, or this task itself, created under another id."""
+        return self._records().moved(task_id(task).number)
 
     def resolve(
         self, task: TaskRef | None, field: str | None = None, take: str | None = None

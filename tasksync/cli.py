@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -119,10 +120,16 @@ def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
         click.echo(f"(settle with `git tasks resolve {task.id}`)")
     for moved in store.renumbered(task.id):
         click.echo("")
-        click.echo(
-            f"note: another task created as {moved.old} ({moved.title!r}) "
-            f"was renumbered to {moved.new} by a merge"
-        )
+        if moved.new.number == task.id.number:
+            click.echo(
+                f"note: created as {moved.old}, renumbered to {moved.new} by a merge "
+                "(another task had that id)"
+            )
+        else:
+            click.echo(
+                f"note: another task created as {moved.old} ({moved.title!r}) "
+                f"was renumbered to {moved.new} by a merge"
+            )
 
 
 @cli.group(context_settings=CONTEXT)
@@ -255,13 +262,25 @@ def edit(
     click.echo(f"{task.id} {task.title}" if store.last_commit else f"{task.id} unchanged")
 
 
+@contextmanager
+def _keeping(path: Path) -> Iterator[None]:
+    """Say where the edited text is when landing it fails: it must not be lost."""
+    from .errors import EditorFailed, TaskSyncError
+
+    try:
+        yield
+    except TaskSyncError as error:
+        raise EditorFailed(path, str(error)) from error
+
+
 def _edit_raw(store: TaskStore) -> None:
     from .editor import edit_file, scratch_file
 
     base = store.index_text()
     path = scratch_file(store.common_dir, "tasks.md", base)
     edited = edit_file(path, store.workdir)
-    merged = store.edit_index(base, edited)
+    with _keeping(path):
+        merged = store.edit_index(base, edited)
     path.unlink(missing_ok=True)
     if store.last_commit is None:
         click.echo("tasks.md unchanged")
@@ -279,6 +298,8 @@ def _edit_spec(store: TaskStore, task_id: str) -> None:
     from .errors import SpecNotFound
 
     task = store.get(task_id)
+    if task.spec_path is None:
+        raise SpecNotFound(str(task.id), None)
     try:
         base: str | None = store.spec(task_id)
     except SpecNotFound:
@@ -286,7 +307,8 @@ def _edit_spec(store: TaskStore, task_id: str) -> None:
     opened = base if base is not None else f"# Task {task.id}: {task.title}\n"
     path = scratch_file(store.common_dir, f"{task.id.digits}.md", opened)
     edited = edit_file(path, store.workdir)
-    changed = store.edit_spec(task_id, base, edited) if edited != opened else False
+    with _keeping(path):
+        changed = store.edit_spec(task_id, base, edited) if edited != opened else False
     path.unlink(missing_ok=True)
     click.echo(f"{task.id} spec saved" if changed else f"{task.id} spec unchanged")
     for conflict in store.conflicts(task_id):
@@ -322,20 +344,17 @@ def spec(ctx: click.Context, task_id: str) -> None:
     click.echo(_store(ctx).spec(task_id), nl=False)
 
 
-def _short(value: str | None) -> str:
-    if value is None:
-        return "(none)"
-    one = value.strip().replace("\n", " \u23ce ")
-    return repr(one if len(one) <= 60 else one[:57] + "...")
-
-
 def _conflict_line(conflict: Conflict) -> str:
-    where = "tasks.md" if conflict.task is None else str(conflict.task)
-    return (
-        f"{where} {conflict.field}: kept {_short(conflict.kept)} "
-        f"(ours {_short(conflict.ours)}, theirs {_short(conflict.theirs)}, "
-        f"base {_short(conflict.base)})"
-    )
+    """One line saying what a merge kept and what it set aside."""
+    where = "lines outside tasks" if conflict.task is None else f"{conflict.task} {conflict.field}"
+    if conflict.field == "spec":
+        return (
+            f"{conflict.task} spec: both sides changed the same lines; the file took the "
+            "winning side's lines (both versions: `git tasks conflicts --json`)"
+        )
+    if conflict.field == "deleted":
+        return f"{conflict.task}: deleted on one side, changed on the other; kept the change"
+    return f"{where}: kept {_brief(conflict.kept)} (set aside: {_brief(conflict.lost)})"
 
 
 @cli.command()
@@ -367,8 +386,18 @@ def resolve(ctx: click.Context, task_id: str, field: str | None, take: str | Non
     """Clear a task's conflict records; ID `tasks.md` means lines outside any task."""
     store = _store(ctx)
     cleared = store.resolve(None if task_id == "tasks.md" else task_id, field, take)
-    for conflict in cleared:
-        click.echo(f"resolved {_conflict_line(conflict)}")
+    fields = ", ".join(sorted({conflict.field for conflict in cleared}))
+    how = "" if take is None else f" (took {take if take in ('ours', 'theirs') else 'your value'})"
+    click.echo(f"resolved {task_id} {fields}{how}")
+    if take is not None and task_id != "tasks.md" and store.last_commit is not None:
+        from .errors import TaskNotFound
+
+        try:
+            task = store.get(task_id)
+        except TaskNotFound:
+            click.echo(f"{task_id} deleted")
+        else:
+            click.echo(_task_line(task, len(str(task.id))))
 
 
 @cli.command()
@@ -390,7 +419,8 @@ def merge(ctx: click.Context, revision: str, as_json: bool) -> None:
         return
     click.echo(done.outcome if done.commit is None else f"{done.outcome} ({done.commit[:12]})")
     for moved in done.renumbered:
-        click.echo(f"renumbered {moved.old} \u2192 {moved.new} ({moved.title!r}, {moved.side})")
+        copy = "the local copy" if moved.side == "ours" else "the merged-in copy"
+        click.echo(f"renumbered {moved.old} \u2192 {moved.new} ({moved.title!r}, {copy})")
     for conflict in done.conflicts:
         click.echo(f"conflict: {_conflict_line(conflict)}")
 
@@ -474,24 +504,9 @@ def merge_driver(ctx: click.Context, files: tuple[str, ...], global_config: bool
     name = files[3] if len(files) == 4 else str(ours)
     merged = driver.merge_files(base, ours, theirs, name)
     for conflict in merged.conflicts:
-        click.echo(f"{name}: {_conflict_text(conflict)}", err=True)
+        click.echo(f"{name}: {_conflict_line(conflict)}", err=True)
     for moved in merged.renumbered:
         click.echo(f"{name}: {_renumbered_text(moved)}", err=True)
-
-
-def _conflict_text(conflict: Conflict) -> str:
-    lost = conflict.lost
-    if conflict.field == "deleted":
-        return f"{conflict.task} deleted on one side, changed on the other: kept {conflict.kept}"
-    if conflict.task is None:
-        return (
-            f"lines outside tasks changed on both sides: kept {_brief(conflict.kept)} "
-            f"(other side: {_brief(lost)})"
-        )
-    return (
-        f"{conflict.task} {conflict.field}: kept {_brief(conflict.kept)} "
-        f"(other side: {_brief(lost)})"
-    )
 
 
 def _renumbered_text(moved: Renumbering) -> str:
@@ -505,7 +520,7 @@ def _brief(value: str | None, width: int = 60) -> str:
     """A value on one short line: its first non-blank line, cut at ``width``."""
     lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
     if not lines:
-        return "nothing"
+        return "nothing" if value is None else repr(value)
     text = lines[0] if len(lines) == 1 else f"{lines[0]} (+{len(lines) - 1} lines)"
     return text if len(text) <= width else text[: width - 1] + "…"
 

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from . import records
 from .errors import CannotResolve, FormatError, NoConflict
-from .markdown import INDEX_PATH, SPEC_DIR, Index
+from .markdown import INDEX_PATH, SPEC_DIR, Index, TaskLine
 from .merge import IndexMerge, merge3
 from .model import Conflict, Renumbering, Status, TaskId
 from .operations import Change, Delete, Snapshot, Update
@@ -55,7 +55,9 @@ class EditIndex(NamedTuple):
         after = {entry.id.number: entry for entry in result.tasks}
         added = sorted(after.keys() - before.keys())
         gone = sorted(before.keys() - after.keys())
-        changed = sorted(n for n in after.keys() & before.keys() if after[n] != before[n])
+        changed = sorted(
+            n for n in after.keys() & before.keys() if _content(after[n]) != _content(before[n])
+        )
         parts = [
             f"{len(ids)} {word}"
             for ids, word in ((changed, "changed"), (added, "added"), (gone, "removed"))
@@ -72,6 +74,11 @@ class EditIndex(NamedTuple):
             None if merged.text == current else result, tuple(files), summary, trailers, None
         )
         return Edited(change, merged)
+
+
+def _content(entry: TaskLine) -> tuple[str, str, str, str, str, tuple[str, ...]]:
+    """What a task says, not where it stands in the file."""
+    return entry.checkbox, entry.title, str(entry.id), entry.link, entry.rest, entry.description
 
 
 def _numbers(text: str) -> set[int]:

@@ -143,11 +143,11 @@ class SpecNotFound(TaskSyncError, KeyError):
     def __init__(self, task_id: str, path: str | None) -> None:
         self.task_id = task_id
         self.path = path
-        where = f" ({path} is missing)" if path else ""
-        super().__init__(
-            f"task {task_id} has no spec file{where}; "
-            f"write one with `git tasks edit {task_id} --spec-file FILE`"
-        )
+        if path:
+            fix = f"{path} is missing; write one with `git tasks edit {task_id} --spec-file FILE`"
+        else:
+            fix = "its link is not a spec file under process/; fix it with `git tasks edit --raw`"
+        super().__init__(f"task {task_id} has no spec file ({fix})")
 
 
 class ContentionTimeout(TaskSyncError, TimeoutError):

@@ -27,9 +27,9 @@ class Records(NamedTuple):
     def for_task(self, number: int) -> tuple[Conflict, ...]:
         return tuple(c for c in self.conflicts if c.task is not None and c.task.number == number)
 
-    def moved_from(self, number: int) -> tuple[Renumbering, ...]:
-        """Renumberings of tasks that were created as ``number``."""
-        return tuple(r for r in self.renumbered if r.old.number == number)
+    def moved(self, number: int) -> tuple[Renumbering, ...]:
+        """Renumberings from or to ``number``."""
+        return tuple(r for r in self.renumbered if number in (r.old.number, r.new.number))
 
     def with_conflicts(self, found: tuple[Conflict, ...]) -> Records:
         stored = tuple(settled(c) for c in found)

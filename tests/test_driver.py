@@ -167,7 +167,7 @@ def test_driver_reports_each_settled_conflict_on_stderr(tmp_path: Path) -> None:
 
     assert result.exit_code == 0
     assert result.stdout == ""
-    assert result.stderr == f"{TASKS}: #003 status: kept DONE (other side: BLOCKED)\n"
+    assert result.stderr == f"{TASKS}: #003 status: kept DONE (set aside: BLOCKED)\n"
     assert ours.read_text(encoding="utf-8") == tick(tick(BASE, 3, "x"), 1, "+")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "ours", "theirs"]
 
@@ -176,7 +176,7 @@ def test_driver_reports_each_settled_conflict_on_stderr(tmp_path: Path) -> None:
     theirs.write_text(tick(BASE, 3, "~"), encoding="utf-8")
     swapped = invoke(tmp_path, "merge-driver", "base", "ours", "theirs")
     assert swapped.exit_code == 0
-    assert swapped.stderr == f"{ours}: #003 status: kept DONE (other side: BLOCKED)\n"
+    assert swapped.stderr == f"{ours}: #003 status: kept DONE (set aside: BLOCKED)\n"
     assert ours.read_text(encoding="utf-8") == tick(tick(BASE, 3, "x"), 1, "+")
 
 
@@ -193,7 +193,7 @@ def test_git_shows_the_drivers_report(installed: Path) -> None:
     )
 
     assert run.returncode == 0, run.stderr
-    assert f"{TASKS}: #003 status: kept DONE (other side: BLOCKED)\n" in run.stderr
+    assert f"{TASKS}: #003 status: kept DONE (set aside: BLOCKED)\n" in run.stderr
     assert merged_text(installed) == tick(BASE, 3, "x")
 
 
