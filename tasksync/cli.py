@@ -388,14 +388,15 @@ def resolve(ctx: click.Context, task_id: str, field: str | None, take: str | Non
     cleared = store.resolve(None if task_id == "tasks.md" else task_id, field, take)
     fields = ", ".join(sorted({conflict.field for conflict in cleared}))
     how = "" if take is None else f" (took {take if take in ('ours', 'theirs') else 'your value'})"
-    click.echo(f"resolved {task_id} {fields}{how}")
+    name = str(cleared[0].task) if cleared and cleared[0].task is not None else task_id
+    click.echo(f"resolved {name} {fields}{how}")
     if take is not None and task_id != "tasks.md" and store.last_commit is not None:
         from .errors import TaskNotFound
 
         try:
             task = store.get(task_id)
         except TaskNotFound:
-            click.echo(f"{task_id} deleted")
+            click.echo(f"{name} deleted")
         else:
             click.echo(_task_line(task, len(str(task.id))))
 
@@ -521,7 +522,8 @@ def _brief(value: str | None, width: int = 60) -> str:
     lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
     if not lines:
         return "nothing" if value is None else repr(value)
-    text = lines[0] if len(lines) == 1 else f"{lines[0]} (+{len(lines) - 1} lines)"
+    more = len(lines) - 1
+    text = lines[0] if not more else f"{lines[0]} (+{more} line{'s' if more > 1 else ''})"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

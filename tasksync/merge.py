@@ -74,12 +74,13 @@ def merge3(
     other: the side whose copy sorts greater, or ours with ``renumber_ours`` (an edit being
     merged onto a tip others already see).
     """
-    if theirs in (ours, base):
+    if theirs == base or (ours == theirs and specs is None):
         return IndexMerge(ours, (), ())
     if ours == base:
         return IndexMerge(theirs, (), ())
     kinds: dict[str, tuple[int, int]] = {}
-    docs = _Doc(base, kinds), _Doc(ours, kinds), _Doc(theirs, kinds)
+    eol = _line_ending(base, ours, theirs)
+    docs = _Doc(base, kinds, eol), _Doc(ours, kinds, eol), _Doc(theirs, kinds, eol)
     renumbered = _renumber(*docs, specs, renumber_ours=renumber_ours)
     conflicts: list[Conflict] = []
     merged = _merge_tasks(*docs, conflicts)
@@ -87,9 +88,18 @@ def merge3(
     text = _assemble(tokens, merged, docs, conflicts)
     b, o, t = docs
     final = o.final_newline if t.final_newline == b.final_newline else t.final_newline
-    if not final and text.endswith("\n"):
-        text = text[:-1]
+    if not final and text.endswith("\n"):  # the line ending added to the last line goes
+        text = text[:-2] if text.endswith("\r\n") else text[:-1]
     return IndexMerge(text, tuple(sorted(conflicts, key=_conflict_key)), tuple(renumbered))
+
+
+def _line_ending(*texts: str) -> str:
+    """How the files end their lines (the first that ends one says), for a last line without."""
+    for text in texts:
+        at = text.rfind("\n")
+        if at >= 0:
+            return "\r\n" if at > 0 and text[at - 1] == "\r" else "\n"
+    return "\n"
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -100,10 +110,10 @@ class _Doc:
 
     __slots__ = ("blocks", "final_newline", "numbers", "tokens")
 
-    def __init__(self, text: str, kinds: dict[str, tuple[int, int]]) -> None:
+    def __init__(self, text: str, kinds: dict[str, tuple[int, int]], eol: str) -> None:
         self.final_newline = not text or text.endswith("\n")
-        if not self.final_newline:
-            text += "\n"
+        if not self.final_newline:  # end the last line as the file ends its other lines
+            text += eol
         tokens: list[Token] = []
         blocks: dict[int, str] = {}
         numbers: set[int] = set()
@@ -279,6 +289,8 @@ def _merge_fields(was: str | None, mine: str, yours: str, conflicts: list[Confli
     found: list[tuple[str, str, str, str, str]] = []
     for name in (*FIELDS, "eol"):
         vb, vo, vt = b[name], o[name], t[name]
+        if name == "status" and vb != "\0":  # x and X are one status: compare statuses
+            vb, vo, vt = (_canonical(v, vo, vt) for v in (vb, vo, vt))
         if vt in (vo, vb):
             out[name] = vo
         elif vo == vb:
@@ -300,6 +312,13 @@ def _merge_fields(was: str | None, mine: str, yours: str, conflicts: list[Confli
     if out == t:
         return yours
     return _render(out)
+
+
+def _canonical(checkbox: str, ours: str, theirs: str) -> str:
+    """A checkbox as one side wrote its status: X stands for x unless a side wrote X."""
+    if checkbox in "xX":
+        return "X" if "X" in (ours, theirs) and "x" not in (ours, theirs) else "x"
+    return checkbox
 
 
 def _winner(name: str, ours: str, theirs: str) -> str:
@@ -336,7 +355,8 @@ def _task_id(block: str) -> TaskId:
 
 
 def _line(block: str) -> str:
-    return block.split("\n", 1)[0].removesuffix("\r")
+    """A task as a record shows it: its line and description, without the last line ending."""
+    return block.removesuffix("\n").removesuffix("\r")
 
 
 def _conflict_key(conflict: Conflict) -> tuple[int, str, str]:

@@ -111,13 +111,26 @@ def merge(base: Records, ours: Records, theirs: Records) -> Records:
     )
 
 
-def _conflict_order(c: Conflict) -> tuple[int, str, str, str, str, str]:
-    number = -1 if c.task is None else c.task.number
-    return number, c.field, c.base or "", c.ours or "", c.theirs or "", c.kept or ""
+def _conflict_order(c: Conflict) -> tuple[object, ...]:
+    task = (-1, "") if c.task is None else (c.task.number, c.task.prefix)
+    return (*task, c.field, *map(_absent_first, (c.base, c.ours, c.theirs, c.kept)))
 
 
-def _renumbering_order(r: Renumbering) -> tuple[int, int, str]:
-    return r.old.number, r.new.number, r.title
+def _renumbering_order(r: Renumbering) -> tuple[object, ...]:
+    return (
+        r.old.number,
+        r.old.prefix,
+        r.new.number,
+        r.new.prefix,
+        r.title,
+        _absent_first(r.old_path),
+        _absent_first(r.new_path),
+        r.side,
+    )
+
+
+def _absent_first(value: str | None) -> tuple[bool, str]:
+    return value is not None, value or ""
 
 
 def _stored(r: Renumbering) -> dict[str, str | None]:

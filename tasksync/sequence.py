@@ -138,6 +138,11 @@ def _chunk(
     s = 0
     while s < min(len(mine), len(yours)) - p and mine[-1 - s] == yours[-1 - s]:
         s += 1
+    # Blank lines shared at the edges stay with each version: they separate it from the other.
+    while p and _blank(mine[p - 1]):
+        p -= 1
+    while s and _blank(mine[len(mine) - s]):
+        s -= 1
     head, tail = mine[:p], mine[len(mine) - s :]
     middle_o, middle_t = mine[p : len(mine) - s], yours[p : len(yours) - s]
     if not was:  # both added something here: keep both, in an order neither side decides
@@ -148,9 +153,13 @@ def _chunk(
     won, lost = sorted((middle_o, middle_t), key=_changed_key, reverse=True)
     extra = [token for token in lost if type(token) is int and token not in won]
     lines_o, lines_t = _text(middle_o), _text(middle_t)
-    if lines_o.strip() != lines_t.strip() or _text(won) == "":
+    if lines_o.strip() != lines_t.strip():
         conflicts.append(Conflict(None, "text", _text(was), lines_o, lines_t, _text(won)))
     return [*head, *won, *extra, *tail]
+
+
+def _blank(token: Token) -> bool:
+    return type(token) is str and not token.strip()
 
 
 def _text(tokens: Iterable[Token]) -> str:

@@ -62,25 +62,12 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
     conflicts = [records.settled(c) for c in merged.conflicts]
     files: dict[str, str | None] = {}
     paths = (views["ours"].changed | views["theirs"].changed) - {INDEX_PATH, RECORDS_PATH}
-    owners: dict[str, TaskId] | None = None
+    owners = _Owners(merged.text)
     for path in sorted(paths):
         was, mine, yours = base(path), views["ours"].read(path), views["theirs"].read(path)
-        if yours in (mine, was):
-            text = mine
-        elif mine == was:
-            text = yours
-        elif mine is None or yours is None:
-            text = yours if mine is None else mine  # removed on one side, changed on the other
-        else:
-            text, clean = line_merge(was, mine, yours, None)
-            if not clean:
-                winner: Side = "ours" if mine > yours else "theirs"
-                text, _ = line_merge(was, mine, yours, winner)
-                if owners is None:
-                    owners = _owners(merged.text)
-                task = owners.get(path)
-                won, lost = (mine, yours) if winner == "ours" else (yours, mine)
-                conflicts.append(Conflict(task, "spec", was, won, lost, text))
+        text, conflict = _merge_file(path, (was, mine, yours), line_merge, owners)
+        if conflict is not None:
+            conflicts.append(conflict)
         if text != ours.read(path):
             files[path] = text
     kept = records.merge(
@@ -98,6 +85,52 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
         tuple(conflicts),
         merged.renumbered,
     )
+
+
+def _merge_file(
+    path: str,
+    texts: tuple[str | None, str | None, str | None],
+    line_merge: LineMerge,
+    owners: _Owners,
+) -> tuple[str | None, Conflict | None]:
+    """One file's merged text (None: removed), and the conflict it leaves, if any."""
+    was, mine, yours = texts
+    if yours in (mine, was):
+        text = mine
+    elif mine == was:
+        text = yours
+    elif mine is None or yours is None:
+        return (yours if mine is None else mine), None  # removed on one side, changed on other
+    else:
+        text, clean = line_merge(was, mine, yours, None)
+        if clean:
+            return text, None
+        winner: Side = "ours" if mine > yours else "theirs"
+        text, _ = line_merge(was, mine, yours, winner)
+        won, lost = (mine, yours) if winner == "ours" else (yours, mine)
+        return text, Conflict(owners.get(path), "spec", was, won, lost, text)
+    if text is None and (mine, yours) != (None, None) and owners.get(path) is not None:
+        # Removed on one side and untouched on the other: right when its task went, wrong
+        # when the task survives (deleted on one side, changed on the other).
+        return (mine if mine is not None else yours), None
+    return text, None
+
+
+class _Owners:
+    """Which task links a spec path in the merged index, worked out on first use."""
+
+    def __init__(self, index: str) -> None:
+        self._index = index
+        self._owners: dict[str, TaskId] | None = None
+
+    def get(self, path: str) -> TaskId | None:
+        if self._owners is None:
+            self._owners = {}
+            for entry in Index.parse(self._index).tasks:
+                found = resolve_link(entry.link)
+                if found is not None:
+                    self._owners.setdefault(found, entry.id)
+        return self._owners.get(path)
 
 
 class _View:
@@ -130,12 +163,3 @@ def _spec_path(index: str, number: int) -> str | None:
         return Index.parse(index).find(TaskId(number)).spec_path
     except TaskSyncError:  # no such task, or two with that id
         return None
-
-
-def _owners(index: str) -> dict[str, TaskId]:
-    owners: dict[str, TaskId] = {}
-    for entry in Index.parse(index).tasks:
-        path = resolve_link(entry.link)
-        if path is not None:
-            owners.setdefault(path, entry.id)
-    return owners
