@@ -129,3 +129,15 @@ def store(repo: Path) -> TaskStore:
 def tasks_md(path: Path, ref: str = "refs/tasks/main") -> str:
     """``process/tasks.md`` on the ref, read with the git CLI (not through tasksync)."""
     return git(path, "show", f"{ref}:process/tasks.md")
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """Run :func:`tasksync.cli.main` and return its exit code, stdout and stderr."""
+    from tasksync.cli import main
+
+    with pytest.raises(SystemExit) as caught:
+        main(list(args))
+    captured = capsys.readouterr()
+    code = caught.value.code
+    assert isinstance(code, int)
+    return code, captured.out, captured.err

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import git, tasks_md
+from conftest import git, run_main, tasks_md
 
 import tasksync
 from tasksync import Status, TaskStore
-from tasksync.cli import cli, main
+from tasksync.cli import cli
 
 REF = "refs/tasks/main"
 TASK_KEYS = {"id", "title", "status", "spec_path", "description"}
@@ -55,16 +55,6 @@ def ok(repo: Path, *args: str) -> str:
     result = invoke(repo, *args)
     assert result.exit_code == 0, result.output
     return result.stdout
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """Run :func:`tasksync.cli.main` and return its exit code, stdout and stderr."""
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = caught.value.code
-    assert isinstance(code, int)
-    return code, captured.out, captured.err
 
 
 def tip(path: Path) -> str:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import git
+from conftest import git, run_main
 
-from tasksync.cli import cli, main
+from tasksync.cli import cli
 from tasksync.driver import ATTRIBUTES_LINE, COMMAND, DESCRIPTION
 
 TASKS = "process/tasks.md"
@@ -54,15 +54,6 @@ def branch(repo: Path, name: str, text: str) -> None:
 
 def invoke(repo: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["-C", str(repo), *args], catch_exceptions=False)
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as caught:
-        main(list(args))
-    captured = capsys.readouterr()
-    code = caught.value.code
-    assert isinstance(code, int)
-    return code, captured.out, captured.err
 
 
 def assert_one_error_line(code: int, out: str, err: str) -> None:
