@@ -530,15 +530,15 @@ def line_kind(line: str) -> tuple[int, int]:
     BULLET lines count as a description only right after a task line; that is for the caller
     to track, exactly as :meth:`Index.from_lines` does.
     """
-    content = _content(line)
-    if content.lstrip().startswith("```"):
-        return FENCE, 0
-    if content.startswith("- ["):
-        shape = _TASK_SHAPE.match(content)  # what parse_task_line finds, in one match
+    if line.startswith("- ["):  # most lines of a task file: no fence starts with "-"
+        shape = _TASK_SHAPE.match(line)  # what parse_task_line finds, in one match
         if shape is not None:
             known = Status.from_checkbox(shape.group(1)) is not None
             return (TASK if known else RESERVED), int(shape.group(2))
-    if content and not _is_blank(content) and _DESCRIPTION.fullmatch(content):
+        return PLAIN, 0
+    if line.lstrip().startswith("```"):
+        return FENCE, 0
+    if line[:1] in (" ", "\t") and _DESCRIPTION.fullmatch(_content(line)):
         return BULLET, 0
     return PLAIN, 0
 

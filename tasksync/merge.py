@@ -13,8 +13,10 @@ Pure: no git, no I/O. Spec files and the records stored beside them merge in :mo
 
 from __future__ import annotations
 
+import gc
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal, NamedTuple
 
 from .markdown import (
@@ -78,19 +80,38 @@ def merge3(
         return IndexMerge(ours, (), ())
     if ours == base:
         return IndexMerge(theirs, (), ())
-    kinds: dict[str, tuple[int, int]] = {}
+    kinds: dict[str, int] = {}
     eol = _line_ending(base, ours, theirs)
-    docs = _Doc(base, kinds, eol), _Doc(ours, kinds, eol), _Doc(theirs, kinds, eol)
-    renumbered = _renumber(*docs, specs, renumber_ours=renumber_ours)
-    conflicts: list[Conflict] = []
-    merged = _merge_tasks(*docs, conflicts)
-    tokens = merge_order(*docs, conflicts)
-    text = _assemble(tokens, merged, docs, conflicts)
+    with _collector_paused():
+        docs = _Doc(base, kinds, eol), _Doc(ours, kinds, eol), _Doc(theirs, kinds, eol)
+        renumbered = _renumber(*docs, specs, renumber_ours=renumber_ours)
+        conflicts: list[Conflict] = []
+        merged = _merge_tasks(*docs, conflicts)
+        tokens = merge_order(*docs, conflicts)
+        text = _assemble(tokens, merged, docs, conflicts)
     b, o, t = docs
     final = o.final_newline if t.final_newline == b.final_newline else t.final_newline
     if not final and text.endswith("\n"):  # the line ending added to the last line goes
         text = text[:-2] if text.endswith("\r\n") else text[:-1]
     return IndexMerge(text, tuple(sorted(conflicts, key=_conflict_key)), tuple(renumbered))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a merge runs.
+
+    A merge of a large file makes tens of thousands of short-lived objects and no cycles; the
+    collections they set off scan every object of the process (about 10 ms each in a process
+    with pygit2 loaded) and would be most of the merge's time. Whoever disabled the collector
+    before keeps it disabled.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _line_ending(*texts: str) -> str:
@@ -110,49 +131,53 @@ class _Doc:
 
     __slots__ = ("blocks", "final_newline", "numbers", "tokens")
 
-    def __init__(self, text: str, kinds: dict[str, tuple[int, int]], eol: str) -> None:
+    def __init__(self, text: str, kinds: dict[str, int], eol: str) -> None:
         self.final_newline = not text or text.endswith("\n")
         if not self.final_newline:  # end the last line as the file ends its other lines
             text += eol
+        lines = split_lines(text)
         tokens: list[Token] = []
         blocks: dict[int, str] = {}
         numbers: set[int] = set()
+
+        def close(number: int, start: int, end: int) -> None:
+            if number in blocks:  # a second task with one id: it merges as plain lines
+                tokens.extend(lines[start:end])
+            else:
+                blocks[number] = lines[start] if end == start + 1 else "".join(lines[start:end])
+                tokens.append(number)
+
         fenced = False
-        task = 0  # the task whose description lines may follow, or 0
-        block: list[str] = []
-        for line in split_lines(text):
+        task = start = 0  # the task whose description lines may follow (0: none), its line
+        for i, line in enumerate(lines):
             kind = kinds.get(line)
             if kind is None:  # the three sides share most lines: each is classified once
-                kind = kinds[line] = line_kind(line)
-            code, number = kind
+                code, number = line_kind(line)
+                kind = kinds[line] = code | number << 3  # an int: nothing for the GC to track
+            code = kind & 7
             if task:
                 if code == BULLET:
-                    block.append(line)
                     continue
-                self._close(task, block, tokens, blocks)
+                if i == start + 1 and task not in blocks:  # most tasks: one line
+                    blocks[task] = lines[start]
+                    tokens.append(task)
+                else:
+                    close(task, start, i)
                 task = 0
             if code == FENCE:
                 fenced = not fenced
             elif code == TASK and not fenced:
-                numbers.add(number)
-                task, block = number, [line]
+                task, start = kind >> 3, i
+                numbers.add(task)
                 continue
             elif code == RESERVED and not fenced:
-                numbers.add(number)
+                numbers.add(kind >> 3)
             tokens.append(line)
         if task:
-            self._close(task, block, tokens, blocks)
+            close(task, start, len(lines))
         self.tokens = tokens
         self.blocks = blocks
         self.numbers = numbers
-
-    @staticmethod
-    def _close(number: int, block: list[str], tokens: list[Token], blocks: dict[int, str]) -> None:
-        if number in blocks:  # a second task with one id: it merges as plain lines
-            tokens.extend(block)
-        else:
-            blocks[number] = block[0] if len(block) == 1 else "".join(block)
-            tokens.append(number)
 
     def order(self) -> list[int]:
         return [token for token in self.tokens if type(token) is int]
