@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Generic, NamedTuple, TypeVar
+from typing import NamedTuple, TypeVar
 
 import pygit2
 
+from .cache import LOOKED_UP, NAMES, PARSED, TEXTS
 from .errors import ConfigError, FormatError, NotARepository, StoreError, UnknownRevision
 from .identity import Identity, Signatures
 from .markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR, Index
@@ -27,37 +26,6 @@ from .operations import Change, Snapshot
 T = TypeVar("T")
 
 
-class _Cache(Generic[T]):
-    """A small thread-safe LRU map from object id to what was decoded or parsed from it.
-
-    Objects are immutable, so an entry never goes stale; parsing tasks.md once per blob id is
-    what keeps repeated operations on a large file cheap.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[str, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> T | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: T) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-
-
-_PARSED: _Cache[Index] = _Cache(16)
-_TEXTS: _Cache[str] = _Cache(4096)
-_NAMES: _Cache[dict[str, str]] = _Cache(8)  # directory tree id → {file name: blob id}
-_LOOKED_UP: _Cache[bool] = _Cache(64)  # directory tree ids read once
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
 
 
@@ -208,10 +176,10 @@ class Repo:
         if entry is None or entry.type_str != "tree":
             return _blob_id(tree, path)
         key = str(entry.id)
-        names = _NAMES.get(key)
+        names = NAMES.get(key)
         if names is None:
-            if _LOOKED_UP.get(key) is None:
-                _LOOKED_UP.put(key, True)
+            if LOOKED_UP.get(key) is None:
+                LOOKED_UP.put(key, True)
                 return _blob_id(tree, path)
             listing = self._get(entry.id, path)
             if not isinstance(listing, pygit2.Tree):
@@ -221,7 +189,7 @@ class Repo:
                 for item in listing
                 if item.name is not None and item.type_str == "blob"
             }
-            _NAMES.put(key, names)
+            NAMES.put(key, names)
         return names.get(name)
 
     def _get(self, oid: str | pygit2.Oid, path: str) -> pygit2.Object | None:
@@ -248,7 +216,7 @@ class Repo:
         return obj
 
     def _text(self, blob_id: str, path: str) -> str:
-        cached = _TEXTS.get(blob_id)
+        cached = TEXTS.get(blob_id)
         if cached is not None:
             return cached
         blob = self._get(blob_id, path)
@@ -258,11 +226,11 @@ class Repo:
             text = blob.data.decode("utf-8")
         except UnicodeDecodeError as error:
             raise FormatError(path, f"is not valid UTF-8 ({error.reason})", oid=blob_id) from None
-        _TEXTS.put(blob_id, text)
+        TEXTS.put(blob_id, text)
         return text
 
     def _index(self, blob_id: str) -> Index:
-        cached = _PARSED.get(blob_id)
+        cached = PARSED.get(blob_id)
         if cached is not None:
             return cached
         blob = self._get(blob_id, INDEX_PATH)
@@ -275,7 +243,7 @@ class Repo:
                 INDEX_PATH, f"is not valid UTF-8 ({error.reason})", oid=blob_id
             ) from None
         index = Index.parse(text)
-        _PARSED.put(blob_id, index)
+        PARSED.put(blob_id, index)
         return index
 
     def commit_info(self, commit_id: str) -> Commit:
@@ -439,7 +407,7 @@ class Repo:
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
             oid = repo.create_blob(change.index.text.encode("utf-8"))
-            _PARSED.put(str(oid), change.index)
+            PARSED.put(str(oid), change.index)
             blobs[INDEX_PATH] = oid
         for path, text in change.files:
             _check_path(path)
