@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import NamedTuple
 
 import pygit2
 
@@ -22,9 +22,6 @@ from .errors import ConfigError, FormatError, NotARepository, StoreError, Unknow
 from .identity import Identity, Signatures
 from .markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR, Index
 from .operations import Change, Snapshot
-
-T = TypeVar("T")
-
 
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
 
