@@ -114,13 +114,21 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _line_ending(*texts: str) -> str:
-    """How the files end their lines (the first that ends one says), for a last line without."""
-    for text in texts:
-        at = text.rfind("\n")
-        if at >= 0:
-            return "\r\n" if at > 0 and text[at - 1] == "\r" else "\n"
-    return "\n"
+def _line_ending(base: str, ours: str, theirs: str) -> str:
+    """How the files end their lines, for a last line without an ending: as the base does,
+    else as the sides do when they agree, else LF (never as whichever side is ours)."""
+    found = _ending_of(base)
+    if found is not None:
+        return found
+    endings = {ending for ending in map(_ending_of, (ours, theirs)) if ending is not None}
+    return endings.pop() if len(endings) == 1 else "\n"
+
+
+def _ending_of(text: str) -> str | None:
+    at = text.rfind("\n")
+    if at < 0:
+        return None
+    return "\r\n" if at > 0 and text[at - 1] == "\r" else "\n"
 
 
 # -- documents ------------------------------------------------------------------------------------
@@ -399,7 +407,6 @@ def _assemble(
     conflicts: list[Conflict],
 ) -> str:
     """The merged text: each surviving task once, where the merged order puts it."""
-    b, o, t = docs
     out: list[str] = []
     at: dict[int, int] = {}  # number → its place in out
     twice: list[int] = []
@@ -412,20 +419,17 @@ def _assemble(
             else:
                 at[token] = len(out)
                 out.append(merged[token])
-    for number in twice:  # moved to different places on both sides: the first place stands
-        conflicts.append(
-            Conflict(
-                _task_id(merged[number]),
-                "position",
-                _place(b, number),
-                _place(o, number),
-                _place(t, number),
-                _place_in(tokens, merged, number),
-            )
-        )
-    missing = sorted(n for n in merged if n not in at)
+    if twice:  # moved to different places on both sides: the first place stands
+        places = [_Places.of_doc(doc) for doc in docs]
+        kept = _Places.of_output(tokens, merged)
+        for number in twice:
+            base, mine, yours = (p.of(number) for p in places)
+            if mine != yours:
+                task = _task_id(merged[number])
+                conflicts.append(Conflict(task, "position", base, mine, yours, kept.of(number)))
+    missing = [n for n in merged if n not in at]
     if missing:
-        _put_back(out, at, missing, merged, (o, t))
+        out = _put_back(out, at, missing, merged, docs[1:])
     return "".join(out)
 
 
@@ -435,47 +439,95 @@ def _put_back(
     missing: list[int],
     merged: dict[int, str],
     sides: tuple[_Doc, _Doc],
-) -> None:
-    """Insert tasks that one side deleted and the other changed, where the changer has them.
+) -> list[str]:
+    """``out`` with the tasks one side deleted and the other changed put back where the
+    changing side has them (see :func:`_place_back`)."""
+    tasks = set(at.values())
+    first = min(tasks, default=len(out))
+    inserts: dict[int, list[tuple[int, list[str]]]] = {}
+    wanted = set(missing)
+    for side in sides:
+        before = -1  # the last token so far that is a task out has
+        for i, token in enumerate(side.tokens):
+            if type(token) is not int:
+                continue
+            if token in wanted and (side is sides[0] or token not in sides[0].blocks):
+                place, after = _place_back(
+                    side.tokens, (before, i), out, at=at, tasks=tasks, first=first
+                )
+                inserts.setdefault(place, []).append((i, [merged[token], *after]))
+            elif token in at:
+                before = i
+    rebuilt: list[str] = []
+    for k in range(len(out) + 1):
+        for _, piece in sorted(inserts.get(k, ()), key=lambda item: item[0]):
+            rebuilt.extend(piece)
+        if k < len(out):
+            rebuilt.append(out[k])
+    return rebuilt
 
-    Each goes after the nearest task before it on that side, with the lines between them.
+
+def _place_back(
+    tokens: list[Token],
+    span: tuple[int, int],
+    out: list[str],
+    *,
+    at: dict[int, int],
+    tasks: set[int],
+    first: int,
+) -> tuple[int, list[str]]:
+    """Where in ``out`` the task at ``tokens[i]`` goes, and the blank lines to put after it.
+
+    After the nearest task before it that ``out`` has, and after the lines between the two
+    that the merge kept (a heading, say); followed by the blank lines that follow it on its
+    side when the next thing in ``out`` is a task, so the file's spacing holds. ``span`` is
+    where that nearest task is in ``tokens`` (-1: none) and where the task is; ``first`` is
+    where the first task of ``out`` is.
     """
-    for number in missing:
-        side = sides[0] if number in sides[0].blocks else sides[1]
-        tokens = side.tokens
-        i = tokens.index(number)
-        j, before = i - 1, None
-        while j >= 0 and before is None:
-            token = tokens[j]
-            if type(token) is int and token in at:
-                before = token
-            else:
-                j -= 1
-        if before is not None:
-            between = [token for token in tokens[j + 1 : i] if type(token) is str]
-            place, piece = at[before] + 1, [*between, merged[number]]
-        else:  # first on its side: before the first task, or at the end
-            place, piece = min(at.values(), default=len(out)), [merged[number]]
-        out[place:place] = piece
-        for key, value in at.items():
-            if value >= place:
-                at[key] = value + len(piece)
-        at[number] = place + len(piece) - 1
-
-
-def _place(doc: _Doc, number: int) -> str | None:
-    if number not in doc.blocks:
-        return None
-    order = doc.order()
-    i = order.index(number)
-    return "first" if i == 0 else f"after {_task_id(doc.blocks[order[i - 1]])}"
-
-
-def _place_in(tokens: list[Token], merged: dict[int, str], number: int) -> str:
-    before = None
-    for token in tokens:
-        if type(token) is int and token in merged:
-            if token == number:
+    j, i = span
+    if j < 0:
+        place = first
+    else:
+        place = at[int(tokens[j])] + 1
+        for line in (token for token in tokens[j + 1 : i] if type(token) is str):
+            k = place
+            while k < len(out) and k not in tasks and out[k] != line:
+                k += 1
+            if k >= len(out) or k in tasks:
                 break
-            before = token
-    return "first" if before is None else f"after {_task_id(merged[before])}"
+            place = k + 1
+    after: list[str] = []
+    if place < len(out) and place in tasks:
+        for token in tokens[i + 1 :]:
+            if type(token) is not str or token.strip():
+                break
+            after.append(token)
+    return place, after
+
+
+class _Places:
+    """Where each task stands in one order of tasks: "first" or "after #NNN"."""
+
+    def __init__(self, order: list[int], blocks: dict[int, str]) -> None:
+        self._before = {n: (order[i - 1] if i else None) for i, n in enumerate(order)}
+        self._blocks = blocks
+
+    @classmethod
+    def of_doc(cls, doc: _Doc) -> _Places:
+        return cls(doc.order(), doc.blocks)
+
+    @classmethod
+    def of_output(cls, tokens: list[Token], merged: dict[int, str]) -> _Places:
+        seen: set[int] = set()
+        order = []
+        for token in tokens:
+            if type(token) is int and token in merged and token not in seen:
+                seen.add(token)
+                order.append(token)
+        return cls(order, merged)
+
+    def of(self, number: int) -> str | None:
+        if number not in self._before:
+            return None
+        before = self._before[number]
+        return "first" if before is None else f"after {_task_id(self._blocks[before])}"

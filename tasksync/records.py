@@ -72,7 +72,14 @@ def parse(text: str | None) -> Records:
         data = json.loads(text)
         conflicts = tuple(_conflict(item) for item in data.get("conflicts", ()))
         renumbered = tuple(_renumbering(item) for item in data.get("renumbered", ()))
-    except (ValueError, TypeError, KeyError, AttributeError, InvalidTaskId) as error:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        RecursionError,  # nesting too deep for the decoder: not a records file either
+        InvalidTaskId,
+    ) as error:
         raise FormatError(
             RECORDS_PATH,
             f"cannot be read ({error}); "

@@ -166,10 +166,16 @@ def _text(tokens: Iterable[Token]) -> str:
     return "".join(token for token in tokens if type(token) is str)
 
 
-def _added_key(tokens: list[Token]) -> tuple[int, str, list[int]]:
+def _added_key(tokens: list[Token]) -> tuple[int, str, list[tuple[int, int, str]]]:
     numbers = [token for token in tokens if type(token) is int]
-    return (min(numbers) if numbers else 1 << 62), _text(tokens), numbers
+    return (min(numbers) if numbers else 1 << 62), _text(tokens), _whole(tokens)
 
 
-def _changed_key(tokens: list[Token]) -> tuple[str, list[int]]:
-    return _text(tokens), [token for token in tokens if type(token) is int]
+def _changed_key(tokens: list[Token]) -> tuple[str, list[tuple[int, int, str]]]:
+    return _text(tokens), _whole(tokens)
+
+
+def _whole(tokens: list[Token]) -> list[tuple[int, int, str]]:
+    """Every token in order, comparable: two different versions never tie (the order of
+    versions must not fall back on which side is ours)."""
+    return [(1, token, "") if type(token) is int else (0, 0, str(token)) for token in tokens]

@@ -47,11 +47,12 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
     index_b = base(INDEX_PATH) or ""
     index_o = (ours.read(INDEX_PATH) or "") if INDEX_PATH in ours.changed else index_b
     index_t = (theirs.read(INDEX_PATH) or "") if INDEX_PATH in theirs.changed else index_b
-    sides = {"ours": (index_o, ours), "theirs": (index_t, theirs)}
+    # Parsed once: each lookup in an index is then a map lookup, not a scan of its text.
+    sides = {"ours": (Index.parse(index_o), ours), "theirs": (Index.parse(index_t), theirs)}
 
     def spec_of(side: Side, number: int) -> str | None:
-        text, tree = sides[side]
-        path = _spec_path(text, number)
+        index, tree = sides[side]
+        path = _spec_path(index, number)
         return None if path is None else tree.read(path)
 
     merged = merge3(index_b, index_o, index_t, specs=spec_of)
@@ -158,8 +159,8 @@ class _View:
         return self._side.read(path) if path in self._side.changed else self._base(path)
 
 
-def _spec_path(index: str, number: int) -> str | None:
+def _spec_path(index: Index, number: int) -> str | None:
     try:
-        return Index.parse(index).find(TaskId(number)).spec_path
+        return index.find(TaskId(number)).spec_path
     except TaskSyncError:  # no such task, or two with that id
         return None
