@@ -514,6 +514,8 @@ class Index:
 
 # What one line is, for readers that walk lines themselves (see line_kind).
 PLAIN, FENCE, BULLET, TASK, RESERVED = range(5)
+
+
 def _task_shape(line: str) -> tuple[str, int] | None:
     """The checkbox and id number :func:`parse_task_line` finds in ``line``, found faster:
     the last id link that a ")" follows, searched from that ")" backwards (linear in the line).
