@@ -292,6 +292,28 @@ class Repo:
         tree = self._tree(self._commit(commit), commit)
         return frozenset(entry.name for entry in tree if entry.name is not None)
 
+    def has_commit(self, commit_id: str) -> bool:
+        """Whether this repository's object store holds ``commit_id`` as a commit."""
+        try:
+            found = self._repo.get(commit_id)
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+        return isinstance(found, pygit2.Commit)
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ``descendant`` is ``ancestor`` or reaches it; False when either is missing."""
+        if ancestor == descendant:
+            return self.has_commit(ancestor)
+        try:
+            return bool(self._repo.descendant_of(descendant, ancestor))
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+
+    def tree_entries(self, commit: str) -> Iterator[tuple[str, str]]:
+        """Every path in a commit's tree with its kind: blob, executable, link, tree or commit
+        (a submodule)."""
+        yield from _entries(self._tree(self._commit(commit), commit), "")
+
     def merge_base(self, one: str, other: str) -> str | None:
         try:
             found = self._repo.merge_base(one, other)
@@ -503,6 +525,24 @@ def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
     if entry.type_str != "blob":
         return None
     return str(entry.id)
+
+
+_KINDS = {
+    pygit2.GIT_FILEMODE_BLOB: "blob",
+    pygit2.GIT_FILEMODE_BLOB_EXECUTABLE: "executable",
+    pygit2.GIT_FILEMODE_LINK: "link",
+    pygit2.GIT_FILEMODE_TREE: "tree",
+    pygit2.GIT_FILEMODE_COMMIT: "commit",
+}
+
+
+def _entries(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, str]]:
+    for entry in tree:
+        path = f"{prefix}{entry.name}"
+        kind = _KINDS.get(entry.filemode, "unknown")
+        yield path, kind
+        if kind == "tree" and isinstance(entry, pygit2.Tree):
+            yield from _entries(entry, f"{path}/")
 
 
 def _blob_paths(tree: pygit2.Tree, prefix: str) -> Iterator[str]:
