@@ -15,12 +15,13 @@ from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
 from .store import Commit, Repo
 from .transaction import Transactor
-from .workspace import Workspace
+from .workspace import Hub, Workspace, find_hub
 
 if TYPE_CHECKING:  # merging is imported when used: `git tasks status set` never needs it
     from .editing import Edited, EditIndex, EditSpec
     from .merge import IndexMerge
     from .records import Records
+    from .sync import SyncResult
     from .trees import TreeMerge
 
 TaskRef = str | int | TaskId
@@ -54,8 +55,18 @@ class TaskStore:
     the moment of the call, whichever worktree wrote it.
     """
 
-    def __init__(self, repo: Repo, workspace: Workspace) -> None:
-        self._repo = repo
+    def __init__(
+        self,
+        repo: Repo,
+        workspace: Workspace,
+        hub: Hub | None = None,
+        local: Repo | None = None,
+    ) -> None:
+        self._repo = repo  # where the tasks ref lives: the hub's repository, or local
+        self._local = local or repo  # the workspace's own repository
+        #: The hub this workspace uses (None: its own repository); ``hub.repo`` is None when
+        #: the hub has gone missing and this workspace works on its own ref meanwhile.
+        self.hub = hub
         self.workspace = workspace
         self._tx = Transactor(
             repo,
@@ -69,9 +80,15 @@ class TaskStore:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str] = ".") -> TaskStore:
-        """Open the store of the repository containing ``path`` (worktree, subdir or bare)."""
-        repo = Repo.discover(path)
-        return cls(repo, Workspace.of(repo))
+        """Open the store of the repository containing ``path`` (worktree, subdir or bare).
+
+        A session clone (``origin`` a repository on this machine, or ``tasks.hub``) opens its
+        hub's repository and reads and writes the hub's ref: objects and ref together.
+        """
+        local = Repo.discover(path)
+        hub = find_hub(local)
+        repo = hub.repo if hub is not None and hub.repo is not None else local
+        return cls(repo, Workspace.of(local, repo), hub, local)
 
     @property
     def ref(self) -> str:
@@ -79,14 +96,47 @@ class TaskStore:
 
     @property
     def common_dir(self) -> Path:
-        """The git dir all worktrees share (where scratch files of edits are kept)."""
+        """This workspace's git dir shared by its worktrees (scratch files of edits go here)."""
+        return self._local.location.common_dir
+
+    @property
+    def store_dir(self) -> Path:
+        """The git dir of the repository holding the tasks ref (the hub's, for a session)."""
         return self._repo.location.common_dir
 
     @property
     def workdir(self) -> Path:
         """This worktree's top directory (the git dir in a bare repository)."""
-        location = self._repo.location
+        location = self._local.location
         return location.workdir or location.git_dir
+
+    @property
+    def hub_missing(self) -> bool:
+        """Whether this workspace has a hub that cannot be opened (it works on its own ref)."""
+        return self.hub is not None and self.hub.repo is None
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether commit ``descendant`` of the tasks ref's history contains ``ancestor``."""
+        return self._repo.is_ancestor(ancestor, descendant)
+
+    def sync(self, remote: str | None = None) -> SyncResult:
+        """Merge with ``remote``'s tasks ref and push the result so the remote fast-forwards
+        (default ``origin``); a session clone first hands the hub what it wrote while the hub
+        was missing. See :mod:`tasksync.sync`."""
+        from .sync import sync
+
+        return sync(self, remote, timeout=self.workspace.sync_timeout)
+
+    def unsynced(self) -> bool:
+        """Whether this workspace's own ref holds work its hub has not merged (written while
+        the hub was missing); ``git tasks sync`` merges it."""
+        if self._local is self._repo:
+            return False
+        mine = self._local.tip(self.ref)
+        if mine is None:
+            return False
+        tip = self._repo.tip(self.ref)
+        return tip is None or not self._repo.is_ancestor(mine, tip)
 
     def head(self) -> str | None:
         """The commit the ref points at now, or None before ``init``."""

@@ -241,6 +241,14 @@ class EditorFailed(TaskSyncError):
         super().__init__(f"{problem}{kept}")
 
 
+class SyncError(TaskSyncError):
+    """A sync could not reach, read or update a remote (or the hub); local tasks are intact."""
+
+    def __init__(self, what: str, problem: str, fix: str) -> None:
+        self.what = what
+        super().__init__(f"{what} {problem}; {fix}")
+
+
 class StoreError(TaskSyncError):
     """Git refused an operation for a reason that retrying does not fix."""
 
@@ -252,6 +260,15 @@ class StoreError(TaskSyncError):
 
 class MergeDriverError(TaskSyncError):
     """The merge driver cannot merge its files, or cannot be installed where it was asked to."""
+
+    def __init__(self, path: str, problem: str, fix: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: {problem}; {fix}")
+
+
+class HookError(TaskSyncError):
+    """A push hook cannot read its input, run git, or be installed or removed where asked."""
 
     def __init__(self, path: str, problem: str, fix: str) -> None:
         self.path = path

@@ -84,6 +84,21 @@ class Repo:
         workdir = Path(repo.workdir) if repo.workdir else None
         return cls(repo, Location(git_dir, common, workdir, branch))
 
+    @classmethod
+    def open_exact(cls, path: Path) -> Repo | None:
+        """The repository at exactly ``path`` (its top directory or its git dir), or None when
+        there is none there: unlike :meth:`discover`, never a repository further up."""
+        try:
+            found = pygit2.discover_repository(str(path), False, str(path.parent))
+            if not found:
+                return None
+            git_dir = Path(found).resolve()
+            if git_dir not in (path.resolve(), (path / ".git").resolve()):
+                return None
+            return cls.discover(path)
+        except (pygit2.GitError, OSError, NotARepository):
+            return None
+
     # -- config ---------------------------------------------------------------------------------
 
     def _config(self) -> pygit2.Config:
@@ -291,6 +306,17 @@ class Repo:
         """The names at the top of a commit's tree."""
         tree = self._tree(self._commit(commit), commit)
         return frozenset(entry.name for entry in tree if entry.name is not None)
+
+    def add_object_directory(self, path: str) -> None:
+        """Also read objects from ``path``: the quarantine directory where a server-side hook
+        finds the objects of a push that has not landed yet (libgit2 ignores the environment
+        variables git passes it in)."""
+        try:
+            self._repo.odb.add_disk_alternate(path)
+        except (pygit2.GitError, OSError, ValueError) as error:
+            raise StoreError(
+                f"reading objects from {path}", str(error), "check the directory exists"
+            ) from error
 
     def has_commit(self, commit_id: str) -> bool:
         """Whether this repository's object store holds ``commit_id`` as a commit."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError
@@ -11,6 +12,7 @@ from .store import Location, Repo
 DEFAULT_REF = "refs/tasks/main"
 NAMESPACE = "refs/tasks/"
 DEFAULT_RETRY_TIMEOUT = 10.0
+DEFAULT_SYNC_TIMEOUT = 60.0
 
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*")
@@ -19,23 +21,32 @@ _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*")
 class Workspace(NamedTuple):
     """A workspace (worktree, clone or bare repository) and the settings it uses."""
 
-    location: Location
+    location: Location  # the workspace's own repository (names commits, finds the hub)
     ref: str
     name: str
     retry_timeout: float
     file_lock: bool
+    sync_timeout: float = DEFAULT_SYNC_TIMEOUT
 
     @classmethod
-    def of(cls, repo: Repo) -> Workspace:
-        ref = repo.config("tasks.ref") or DEFAULT_REF
+    def of(cls, repo: Repo, store: Repo | None = None) -> Workspace:
+        """The workspace of ``repo``, whose tasks live in ``store`` (the hub; else ``repo``).
+
+        The ref and its settings are the store's: every workspace sharing a hub uses one ref.
+        """
+        settings = store or repo
+        ref = settings.config("tasks.ref") or DEFAULT_REF
         check_ref(ref)
-        timeout = parse_duration("tasks.retryTimeout", repo.config("tasks.retryTimeout"))
+        timeout = parse_duration("tasks.retryTimeout", settings.config("tasks.retryTimeout"))
         return cls(
             repo.location,
             ref,
             workspace_name(repo.location),
             timeout,
-            repo.config_bool("tasks.fileLock", default=True),
+            settings.config_bool("tasks.fileLock", default=True),
+            parse_duration(
+                "tasks.syncTimeout", settings.config("tasks.syncTimeout"), DEFAULT_SYNC_TIMEOUT
+            ),
         )
 
     def trailers(self) -> tuple[tuple[str, str], ...]:
@@ -65,10 +76,10 @@ def check_ref(ref: str) -> str:
     return ref
 
 
-def parse_duration(key: str, text: str | None) -> float:
-    """Seconds from ``10``, ``2.5s`` or ``500ms``; the default when unset."""
+def parse_duration(key: str, text: str | None, default: float = DEFAULT_RETRY_TIMEOUT) -> float:
+    """Seconds from ``10``, ``2.5s`` or ``500ms``; ``default`` when unset."""
     if text is None:
-        return DEFAULT_RETRY_TIMEOUT
+        return default
     match = _DURATION.fullmatch(text)
     if match is None or float(match.group(1)) <= 0:
         raise ConfigError(
@@ -93,3 +104,82 @@ def workspace_name(location: Location) -> str:
 
 def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
+
+
+# -- hubs -----------------------------------------------------------------------------------------
+
+_SCP_LIKE = re.compile(r"^[^/\\]*:")  # user@host:path, host:path (git's ssh shorthand)
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_MAX_HOPS = 8
+
+
+class Hub(NamedTuple):
+    """The repository whose tasks ref a workspace reads and writes, when not its own."""
+
+    path: Path
+    source: str  # "tasks.hub" or the remote it comes from, e.g. "origin"
+    repo: Repo | None  # None: the hub has gone missing
+
+
+def find_hub(repo: Repo) -> Hub | None:
+    """The hub of ``repo``: ``tasks.hub`` (a path, or ``none``), else ``origin`` when it is a
+    repository on this machine (a session clone made with ``git clone PATH``). A hub's own hub
+    is followed, so a clone of a clone still shares the first repository's ref."""
+    hub: Hub | None = None
+    seen = {_key(repo.location.common_dir)}
+    current = repo
+    for _ in range(_MAX_HOPS):
+        found = _next_hub(current)
+        if found is None:
+            return hub
+        if found.repo is None:  # missing: further hops are unknown
+            return found if hub is None else hub
+        key = _key(found.repo.location.common_dir)
+        if key in seen:
+            return hub  # a cycle of hubs: stop at the last new one
+        seen.add(key)
+        hub, current = found, found.repo
+    return hub
+
+
+def _next_hub(repo: Repo) -> Hub | None:
+    setting = repo.config("tasks.hub")
+    if setting is not None:
+        if setting.strip().lower() in ("none", "off", "false", ""):
+            return None
+        path = _local_path(setting, repo)
+        if path is None:
+            raise ConfigError(
+                "tasks.hub",
+                f"{setting!r} is not a path on this machine",
+                "set a repository path, or `git config tasks.hub none`",
+            )
+        return Hub(path, "tasks.hub", Repo.open_exact(path))
+    url = repo.config("remote.origin.url")
+    path = None if url is None else _local_path(url, repo)
+    if path is None:
+        return None
+    return Hub(path, "origin", Repo.open_exact(path))
+
+
+def _local_path(url: str, repo: Repo) -> Path | None:
+    """The path a remote URL names on this machine, or None for a network URL."""
+    text = url.strip()
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    elif "://" in text or (_SCP_LIKE.match(text) and not _DRIVE.match(text)):
+        return None
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        top = repo.location.workdir or repo.location.git_dir
+        path = top / path
+    return path
+
+
+def _key(path: Path) -> str:
+    try:
+        return str(path.resolve())
+    except OSError:
+        return str(path)

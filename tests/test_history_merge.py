@@ -39,9 +39,11 @@ SPEC_BODY = (
 
 
 def clone(origin: Path, name: str) -> Path:
-    """A clone of ``origin`` with its tasks ref fetched as the clone's own."""
+    """A clone of ``origin`` with its tasks ref fetched as the clone's own: as on another
+    machine, so not sharing ``origin``'s ref as a session clone on this one would."""
     path = origin.parent / name
     git(origin.parent, "clone", "-q", str(origin), str(path))
+    git(path, "config", "tasks.hub", "none")
     git(path, "fetch", "-q", "origin", f"{REF}:{REF}")
     return path
 

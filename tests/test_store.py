@@ -467,6 +467,7 @@ def test_bare_clone_gets_its_own_store(store: TaskStore, repo: Path, tmp_path: P
     store.create("Only in the origin")
     clone = tmp_path / "clone.git"
     git(tmp_path, "clone", "-q", "--bare", str(repo), str(clone))
+    git(clone, "config", "tasks.hub", "none")  # its own store, not its origin's
     bare = TaskStore.open(clone)
     assert bare.head() is None
     with pytest.raises(NotInitialized):

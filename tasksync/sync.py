@@ -1,0 +1,248 @@
+"""Syncing the tasks ref with remotes, through the user's own ``git``.
+
+Every network step is a ``git fetch`` or ``git push`` subprocess, so ssh configuration and
+credential helpers work as they do for the user's branches. A sync fetches the remote's tasks
+ref into a tracking ref that ``git branch -r`` does not list (``refs/tasksync/remotes/R/NAME``),
+merges it three-way into the local ref (compare-and-swap, like every write), and pushes with a
+lease on the value fetched, so the remote only ever fast-forwards; when the remote moved in
+between, the push is refused and the sync fetches, merges and pushes again, with backoff, under
+a time cap. A session clone first hands the work it did while its hub was missing to the hub.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+from .errors import SyncError
+
+if TYPE_CHECKING:
+    from .api import Merged, TaskStore
+
+TRACKING = "refs/tasksync/remotes"
+INCOMING = "refs/tasksync/incoming"
+DEFAULT_TIMEOUT = 60.0
+_FIRST_PAUSE = 0.05
+_LAST_PAUSE = 2.0
+
+
+class SyncResult(NamedTuple):
+    """What one sync did."""
+
+    remote: str | None  # None: only the hub was brought up to date
+    fetched: str | None  # the remote's tasks commit, None when it has no tasks ref
+    merged: Merged | None  # the merge of the remote's commit into the local ref
+    pushed: str | None  # the commit pushed, None when the remote needed nothing
+    handed_to_hub: Merged | None  # the merge of work done while the hub was missing
+    attempts: int
+
+
+class Plan(NamedTuple):
+    """What a sync would do (``--dry-run``)."""
+
+    remote: str
+    local: str | None
+    fetched: str | None
+    action: str  # "nothing", "fast-forward", "push", "merge and push", "create on remote"
+
+
+def tracking_ref(remote: str, ref: str) -> str:
+    """Where a remote's tasks ref is fetched to: ``refs/tasksync/remotes/<remote>/<name>``."""
+    return f"{TRACKING}/{remote}/{ref.removeprefix('refs/tasks/')}"
+
+
+def sync(
+    store: TaskStore,
+    remote: str | None = None,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> SyncResult:
+    """Bring the store and ``remote`` (default: ``origin`` of the store's repository, when it
+    has one) to one merged state; see the module docstring."""
+    handed = hand_to_hub(store) if store.hub is not None else None
+    git = Git(store.store_dir)
+    name = remote or "origin"
+    if remote is None and not git.has_remote(name):
+        if store.hub is None:
+            raise SyncError(name, "is not a remote of this repository", "add one or name one")
+        return SyncResult(None, None, None, None, handed, 0)
+    if not git.has_remote(name):
+        raise SyncError(name, f"is not a remote of {store.store_dir}", "`git remote -v` lists them")
+    deadline = time.monotonic() + timeout
+    tracking = tracking_ref(name, store.ref)
+    attempts = 0
+    merged: Merged | None = None
+    while True:
+        attempts += 1
+        fetched = git.fetch(name, store.ref)
+        if fetched is not None and fetched != store.head():
+            merged = store.merge(tracking)
+        local = store.head()
+        if local is None or local == fetched:
+            return SyncResult(name, fetched, merged, None, handed, attempts)
+        if git.push(name, store.ref, local, fetched):
+            git.update_ref(tracking, local, fetched)
+            return SyncResult(name, fetched, merged, local, handed, attempts)
+        if time.monotonic() >= deadline:
+            raise SyncError(
+                name,
+                f"kept moving: {attempts} pushes of {store.ref} were refused in {timeout:g} s",
+                "try again, or raise `git config tasks.syncTimeout`",
+            )
+        pause = random.uniform(0, min(_LAST_PAUSE, _FIRST_PAUSE * 2**attempts))  # noqa: S311
+        time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+
+
+def plan(store: TaskStore, remote: str | None = None) -> Plan:
+    """Fetch and say what a sync would do, changing nothing but the tracking ref."""
+    git = Git(store.store_dir)
+    name = remote or "origin"
+    if not git.has_remote(name):
+        raise SyncError(name, f"is not a remote of {store.store_dir}", "`git remote -v` lists them")
+    fetched = git.fetch(name, store.ref)
+    local = store.head()
+    if local == fetched or (local is None and fetched is None):
+        action = "nothing"
+    elif local is None:
+        action = "fast-forward"
+    elif fetched is None:
+        action = "create on remote"
+    elif store.is_ancestor(local, fetched):
+        action = "fast-forward"
+    elif store.is_ancestor(fetched, local):
+        action = "push"
+    else:
+        action = "merge and push"
+    return Plan(name, local, fetched, action)
+
+
+def setup_remote(store: TaskStore, remote: str) -> bool:
+    """Make a plain ``git fetch REMOTE`` bring tasks too (into the tracking namespace).
+
+    Adds one ``remote.REMOTE.fetch`` refspec; never sets ``remote.REMOTE.push``, which would
+    change what a plain ``git push`` sends. False when it was there already.
+    """
+    git = Git(store.store_dir)
+    if not git.has_remote(remote):
+        raise SyncError(
+            remote, f"is not a remote of {store.store_dir}", "`git remote -v` lists them"
+        )
+    spec = f"+refs/tasks/*:{tracking_ref(remote, 'refs/tasks/').rstrip('/')}/*"
+    have = git.run("config", "--get-all", f"remote.{remote}.fetch", check=False).stdout.split()
+    if spec in have:
+        return False
+    git.run("config", "--add", f"remote.{remote}.fetch", spec)
+    return True
+
+
+def hand_to_hub(store: TaskStore) -> Merged | None:
+    """Merge into the hub what this session clone wrote on its own ref while the hub was
+    missing. Raises SyncError while the hub is still missing."""
+    hub = store.hub
+    if hub is None:
+        return None
+    if hub.repo is None:
+        raise SyncError(
+            str(hub.path),
+            "the hub is missing, so nothing can be synced through it",
+            f"restore it, or point `git config tasks.hub` at its new place (from {hub.source})",
+        )
+    if not store.unsynced():
+        return None
+    local = Git(store.common_dir)
+    incoming = f"{INCOMING}/{store.workspace.name}"
+    local.run("push", "--quiet", "--no-verify", str(hub.path), f"+{store.ref}:{incoming}")
+    hub_git = Git(store.store_dir)
+    try:
+        return store.merge(incoming)
+    finally:
+        hub_git.run("update-ref", "-d", incoming, check=False)
+
+
+class Git:
+    """The user's ``git``, run on one repository (argument lists, never a shell)."""
+
+    def __init__(self, git_dir: Path) -> None:
+        self.git_dir = git_dir
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, GIT_TERMINAL_PROMPT=os.environ.get("GIT_TERMINAL_PROMPT", "0"))
+        try:
+            done = subprocess.run(
+                ["git", "--git-dir", str(self.git_dir), *args],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=env,
+            )
+        except OSError as error:
+            raise SyncError("git", f"cannot be run ({error})", "install git") from None
+        if check and done.returncode != 0:
+            raise SyncError(
+                f"git {args[0]}", _last_line(done.stderr), "check the remote and try again"
+            )
+        return done
+
+    def has_remote(self, name: str) -> bool:
+        return self.run("config", "--get", f"remote.{name}.url", check=False).returncode == 0
+
+    def fetch(self, remote: str, ref: str) -> str | None:
+        """Fetch ``remote``'s tasks refs to the tracking namespace; its ``ref``'s commit."""
+        space = tracking_ref(remote, "refs/tasks/").rstrip("/")
+        done = self.run(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--prune",
+            "--no-write-fetch-head",
+            remote,
+            f"+refs/tasks/*:{space}/*",
+            check=False,
+        )
+        if done.returncode != 0:
+            raise SyncError(
+                remote,
+                f"cannot be fetched from ({_last_line(done.stderr)})",
+                "local tasks are unchanged; check the remote and run `git tasks sync` again",
+            )
+        value = self.run("rev-parse", "-q", "--verify", tracking_ref(remote, ref), check=False)
+        return value.stdout.strip() or None
+
+    def push(self, remote: str, ref: str, commit: str, expected: str | None) -> bool:
+        """Push ``commit`` to ``ref`` only if the remote still has ``expected`` there.
+
+        True when it landed; False when the remote moved (fetch, merge and try again).
+        """
+        lease = f"--force-with-lease={ref}:{expected or ''}"
+        done = self.run(
+            "push", "--porcelain", "--no-verify", lease, remote, f"{commit}:{ref}", check=False
+        )
+        status = _porcelain_status(done.stdout, ref)
+        if status is None:  # no verdict on our ref: the push never got that far
+            raise SyncError(
+                remote,
+                f"cannot be pushed to ({_last_line(done.stderr)})",
+                "the local tasks ref keeps the merge; run `git tasks sync` again later",
+            )
+        return status != "!"
+
+    def update_ref(self, ref: str, new: str, old: str | None) -> None:
+        self.run("update-ref", ref, new, old or "", check=False)
+
+
+def _porcelain_status(output: str, ref: str) -> str | None:
+    """The flag git's ``push --porcelain`` gives the update of ``ref`` (``!`` refused)."""
+    for line in output.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[1].endswith(f":{ref}"):
+            return parts[0]
+    return None
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "git gave no reason"
