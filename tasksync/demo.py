@@ -1,4 +1,5 @@
-"""``git tasks demo``: two worktrees of a throwaway repository sharing one task store.
+"""``git tasks demo``: a throwaway repository, a linked worktree and a session clone sharing
+one task store.
 
 Each step runs the real command line in a subprocess, in the worktree it names, so what the
 demo shows is exactly what a user typing those commands gets.
@@ -61,15 +62,17 @@ def _quote(arg: str) -> str:
 def run_demo(keep: bool = False) -> Iterator[str]:
     """Yield the demo's lines as it runs; the repository is removed unless ``keep``."""
     root = Path(tempfile.mkdtemp(prefix="tasksync-demo-"))
-    main, session = root / "main", root / "session"
+    main, session, clone = root / "main", root / "session", root / "clone"
     try:
         main.mkdir()
         _git(main, "init", "-q")
         _git(main, "commit", "-q", "--allow-empty", "-m", "demo: first commit")
         _git(main, "worktree", "add", "-q", str(session))
+        _git(root, "clone", "-q", str(main), str(clone))
         yield f"A throwaway repository in {root}:"
         yield f"  {main.name}/     the main worktree"
         yield f"  {session.name}/  a linked worktree (git worktree add)"
+        yield f"  {clone.name}/    a session clone (git clone main clone)"
         yield ""
         yield from _tasks(main, "main", "init")
         yield from _tasks(
@@ -81,6 +84,10 @@ def run_demo(keep: bool = False) -> Iterator[str]:
         yield from _tasks(main, "main", "list")
         yield from _tasks(main, "main", "status", "set", "2", "DONE")
         yield from _tasks(session, "session", "list", "--all")
+        yield from _tasks(clone, "clone", "hub")
+        yield from _tasks(clone, "clone", "create", "Review the sync")
+        yield "  (the clone wrote to main's refs/tasks/main: no push, no fetch)"
+        yield from _tasks(main, "main", "list")
         yield from _tasks(session, "session", "log")
         yield ""
         yield "The tasks live on refs/tasks/main; the file users know is one command away:"
