@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import SyncError
+from .lock import KernelLock, LockTimeout
 
 if TYPE_CHECKING:
     from .api import Merged, TaskStore
@@ -63,7 +64,9 @@ def sync(
 ) -> SyncResult:
     """Bring the store and ``remote`` (default: ``origin`` of the store's repository, when it
     has one) to one merged state; see the module docstring."""
-    handed = hand_to_hub(store) if store.hub is not None else None
+    missing = store.hub is not None and store.hub.repo is None
+    # While the hub is missing, a named remote can still be synced with this clone's own ref.
+    handed = hand_to_hub(store) if store.hub is not None and not (missing and remote) else None
     git = Git(store.store_dir)
     name = remote or "origin"
     if remote is None and not git.has_remote(name):
@@ -73,6 +76,22 @@ def sync(
     if not git.has_remote(name):
         raise SyncError(name, f"is not a remote of {store.store_dir}", "`git remote -v` lists them")
     deadline = time.monotonic() + timeout
+    # Same-machine syncs of one store take turns: they share its tracking refs.
+    lock = KernelLock(store.store_dir / "tasksync" / "sync.lock", deadline)
+    try:
+        with lock:
+            return _sync_with(store, git, name, deadline, handed)
+    except LockTimeout:
+        raise SyncError(
+            name,
+            f"was not synced: another sync of {store.store_dir} held its lock for {timeout:g} s",
+            "try again when it is done",
+        ) from None
+
+
+def _sync_with(
+    store: TaskStore, git: Git, name: str, deadline: float, handed: Merged | None
+) -> SyncResult:
     tracking = tracking_ref(name, store.ref)
     attempts = 0
     merged: Merged | None = None
@@ -90,7 +109,7 @@ def sync(
         if time.monotonic() >= deadline:
             raise SyncError(
                 name,
-                f"kept moving: {attempts} pushes of {store.ref} were refused in {timeout:g} s",
+                f"kept moving: {attempts} pushes of {store.ref} were refused before the time cap",
                 "try again, or raise `git config tasks.syncTimeout`",
             )
         pause = random.uniform(0, min(_LAST_PAUSE, _FIRST_PAUSE * 2**attempts))  # noqa: S311
