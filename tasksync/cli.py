@@ -30,7 +30,18 @@ def _store(ctx: click.Context) -> TaskStore:
 
     obj: dict[str, Any] = ctx.ensure_object(dict)
     if "store" not in obj:
-        obj["store"] = TaskStore.open(obj.get("path") or ".")
+        opened = obj["store"] = TaskStore.open(obj.get("path") or ".")
+        if opened.hub is not None and opened.hub.repo is None:
+            click.echo(
+                f"warning: the hub {opened.hub.path} (from {opened.hub.source}) is missing; "
+                "working on this clone's own tasks ref (`git tasks sync` merges it later)",
+                err=True,
+            )
+        elif opened.hub is not None and opened.unsynced():
+            click.echo(
+                "warning: this clone's own tasks ref has work its hub lacks; run `git tasks sync`",
+                err=True,
+            )
     store: TaskStore = obj["store"]
     return store
 
@@ -387,5 +398,10 @@ def main(argv: Iterable[str] | None = None) -> NoReturn:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-# The merge commands live in their own module; importing it registers them on `cli`.
-from . import cli_merge  # noqa: E402, F401
+# The merge and hook commands live in their own modules; importing them registers them on
+# `cli`.
+from . import (  # noqa: E402, F401
+    cli_hooks,
+    cli_merge,
+    cli_sync,
+)

@@ -307,17 +307,6 @@ class Repo:
         tree = self._tree(self._commit(commit), commit)
         return frozenset(entry.name for entry in tree if entry.name is not None)
 
-    def add_object_directory(self, path: str) -> None:
-        """Also read objects from ``path``: the quarantine directory where a server-side hook
-        finds the objects of a push that has not landed yet (libgit2 ignores the environment
-        variables git passes it in)."""
-        try:
-            self._repo.odb.add_disk_alternate(path)
-        except (pygit2.GitError, OSError, ValueError) as error:
-            raise StoreError(
-                f"reading objects from {path}", str(error), "check the directory exists"
-            ) from error
-
     def has_commit(self, commit_id: str) -> bool:
         """Whether this repository's object store holds ``commit_id`` as a commit."""
         try:
