@@ -292,7 +292,7 @@ def test_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "    - [+] Enhance task sync [#001](process/tasks/001-enhance-task-sync.md)" in out
     assert "    - [x] Write the docs [#002](process/tasks/002-write-the-docs.md)" in out
     # The session clone (git clone of main) wrote straight into main's ref.
-    assert "[clone]$ git tasks create \"Review the sync\"" in out
+    assert '[clone]$ git tasks create "Review the sync"' in out
     assert "    - [ ] Review the sync [#003](process/tasks/003-review-the-sync.md)" in out
 
     kept = CliRunner().invoke(cli, ["demo", "--keep"], catch_exceptions=False)
