@@ -198,13 +198,18 @@ class TaskStore:
 
     # -- merging --------------------------------------------------------------------------------
 
-    def merge(self, revision: str) -> Merged:
+    def merge(self, revision: str, *, keep_ids: str | None = None) -> Merged:
         """Merge another history of the tasks ref (a fetched ref, a commit) into this one.
 
         Fast-forwards when this ref has nothing the other lacks; otherwise writes a merge commit
         whose tree is the task-aware merge of both sides. Conflicts never stop the merge: each
-        is settled by a fixed rule and recorded (see :meth:`conflicts`).
+        is settled by a fixed rule and recorded (see :meth:`conflicts`). A task created under
+        one id on both sides keeps it on one side and the other copy gets the next free id:
+        with ``keep_ids="ours"`` (or ``"theirs"``) that side keeps its ids, else the copy that
+        sorts greater moves, the same whichever side merges.
         """
+        if keep_ids not in (None, "ours", "theirs"):
+            raise ValueError(f"keep_ids is {keep_ids!r}: use 'ours', 'theirs' or None")
         from .trees import TreeSide, merge_trees
 
         other = self._repo.resolve_commit(revision)
@@ -228,6 +233,7 @@ class TaskStore:
                 TreeSide(repo.changed(base, tip), repo.reader(tip)),
                 TreeSide(repo.changed(base, other), repo.reader(other)),
                 repo.line_merge,
+                renumber=None if keep_ids is None else ("theirs" if keep_ids == "ours" else "ours"),
             )
             seen[:] = [result]
             said = [f"{len(result.conflicts)} conflicts"] if result.conflicts else []

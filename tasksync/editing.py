@@ -36,7 +36,7 @@ class EditIndex(NamedTuple):
         current = snap.index.text
         if self.edited == self.base:
             return Edited(None, None)
-        merged = merge3(self.base, self.edited, current, renumber_ours=True)
+        merged = merge3(self.base, self.edited, current, renumber="ours")
         files: list[tuple[str, str | None]] = []
         result = Index.parse(merged.text)
         kept = {entry.id.number for entry in result.tasks}

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal, NamedTuple
 
+from .errors import TaskNotFound, TaskSyncError
 from .markdown import (
     BULLET,
     FENCE,
@@ -66,14 +67,14 @@ def merge3(
     theirs: str,
     *,
     specs: SpecOf | None = None,
-    renumber_ours: bool = False,
+    renumber: Side | None = None,
 ) -> IndexMerge:
     """Merge two descendants of ``base`` of tasks.md.
 
     ``specs`` tells the spec texts of a task created on both sides, so that two tasks with the
     same line but different specs count as different. A task created with the same id on both
     sides with different content keeps its id on one side and gets the next free id on the
-    other: the side whose copy sorts greater, or ours with ``renumber_ours`` (an edit being
+    other: the side whose copy sorts greater, or the side ``renumber`` names (an edit being
     merged onto a tip others already see).
     """
     if theirs == base or (ours == theirs and specs is None):
@@ -84,7 +85,7 @@ def merge3(
     eol = _line_ending(base, ours, theirs)
     with _collector_paused():
         docs = _Doc(base, kinds, eol), _Doc(ours, kinds, eol), _Doc(theirs, kinds, eol)
-        renumbered = _renumber(*docs, specs, renumber_ours=renumber_ours)
+        renumbered = _renumber(*docs, specs, renumber=renumber)
         conflicts: list[Conflict] = []
         merged = _merge_tasks(*docs, conflicts)
         tokens = merge_order(*docs, conflicts)
@@ -232,7 +233,7 @@ def _render(fields: dict[str, str]) -> str:
 
 
 def _renumber(
-    b: _Doc, o: _Doc, t: _Doc, specs: SpecOf | None, *, renumber_ours: bool
+    b: _Doc, o: _Doc, t: _Doc, specs: SpecOf | None, *, renumber: Side | None
 ) -> list[Renumbering]:
     twice = sorted(n for n in o.blocks if n in t.blocks and n not in b.blocks)
     done: list[Renumbering] = []
@@ -245,7 +246,7 @@ def _renumber(
         if o.blocks[number] == t.blocks[number] and spec_o == spec_t:
             continue  # the same task, created on both sides
         mine = (o.blocks[number], spec_o or "") > (t.blocks[number], spec_t or "")
-        side: Side = "ours" if renumber_ours or mine else "theirs"
+        side: Side = renumber or ("ours" if mine else "theirs")
         doc = o if side == "ours" else t
         fields = _fields(doc.blocks[number])
         entry = _entry(doc.blocks[number])
@@ -264,6 +265,34 @@ def _renumber(
         )
         free += 1
     return done
+
+
+def with_number(text: str, moved: Renumbering) -> str:
+    """``text`` with the task a merge renumbered given its new id (and its link's file name
+    renamed), when ``text`` still has that task under its old id: the same title or the same
+    spec file. Unchanged otherwise, or when the new id is taken."""
+    old, new = moved.old.number, moved.new
+    index = Index.parse(text)
+    try:
+        entry = index.find(TaskId(old))
+    except TaskSyncError:
+        return text
+    if entry.title != moved.title and (moved.old_path is None or entry.spec_path != moved.old_path):
+        return text  # another task holds the old id here: the one that kept it
+    try:
+        index.find(new)
+    except TaskNotFound:
+        pass
+    except TaskSyncError:
+        return text
+    else:
+        return text
+    start = entry.offset
+    end = text.find("\n", start)
+    end = len(text) if end < 0 else end + 1
+    fields = _fields(text[start:end])
+    link = _renumbered_link(fields["link"], old, new, entry.title)
+    return text[:start] + _render({**fields, "id": str(new), "link": link}) + text[end:]
 
 
 _LEADING_NUMBER = re.compile(r"0*([0-9]+)")

@@ -95,17 +95,30 @@ def _sync_with(
     tracking = tracking_ref(name, store.ref)
     attempts = 0
     merged: Merged | None = None
+    refused: tuple[str | None, str] | None = None  # the remote's value at the last refusal
     while True:
         attempts += 1
         fetched = git.fetch(name, store.ref)
+        if refused is not None and refused[0] == fetched:
+            # Refused although the remote did not move: not a race but a rule of the remote.
+            raise SyncError(
+                name,
+                f"refused the push of {store.ref} ({refused[1]})",
+                "the local tasks ref keeps the merge; ask the remote's owner to accept "
+                f"{store.ref}, or sync through another remote",
+            )
         if fetched is not None and fetched != store.head():
-            merged = store.merge(tracking)
+            # The remote's ids are the ones others already see: a task created here under an
+            # id the remote has taken gets the next free one.
+            merged = store.merge(tracking, keep_ids="theirs")
         local = store.head()
         if local is None or local == fetched:
             return SyncResult(name, fetched, merged, None, handed, attempts)
-        if git.push(name, store.ref, local, fetched):
+        landed, reason = git.push(name, store.ref, local, fetched)
+        if landed:
             git.update_ref(tracking, local, fetched)
             return SyncResult(name, fetched, merged, local, handed, attempts)
+        refused = (fetched, reason)
         if time.monotonic() >= deadline:
             raise SyncError(
                 name,
@@ -173,13 +186,15 @@ def hand_to_hub(store: TaskStore) -> Merged | None:
     if not store.unsynced():
         return None
     local = Git(store.common_dir)
-    incoming = f"{INCOMING}/{store.workspace.name}"
-    local.run("push", "--quiet", "--no-verify", str(hub.path), f"+{store.ref}:{incoming}")
-    hub_git = Git(store.store_dir)
+    mine = local.run("rev-parse", "--verify", store.ref).stdout.strip()
+    incoming = f"{INCOMING}/{os.getpid()}-{os.urandom(4).hex()}"  # this hand-over's own
+    local.run("push", "--quiet", "--no-verify", str(hub.path), f"+{mine}:{incoming}")
     try:
-        return store.merge(incoming)
+        # The hub's ids are the ones every other session knows: a task this clone created
+        # under a taken id gets the next free one, never the other way round.
+        return store.merge(mine, keep_ids="ours")
     finally:
-        hub_git.run("update-ref", "-d", incoming, check=False)
+        Git(store.store_dir).run("update-ref", "-d", incoming, check=False)
 
 
 class Git:
@@ -231,10 +246,11 @@ class Git:
         value = self.run("rev-parse", "-q", "--verify", tracking_ref(remote, ref), check=False)
         return value.stdout.strip() or None
 
-    def push(self, remote: str, ref: str, commit: str, expected: str | None) -> bool:
+    def push(self, remote: str, ref: str, commit: str, expected: str | None) -> tuple[bool, str]:
         """Push ``commit`` to ``ref`` only if the remote still has ``expected`` there.
 
-        True when it landed; False when the remote moved (fetch, merge and try again).
+        (True, "") when it landed; (False, git's reason) when the remote refused it: because
+        it moved (fetch, merge and try again) or by a rule of its own.
         """
         lease = f"--force-with-lease={ref}:{expected or ''}"
         done = self.run(
@@ -247,7 +263,7 @@ class Git:
                 f"cannot be pushed to ({_last_line(done.stderr)})",
                 "the local tasks ref keeps the merge; run `git tasks sync` again later",
             )
-        return status != "!"
+        return status != "!", _reason(done.stdout, ref) or _last_line(done.stderr)
 
     def update_ref(self, ref: str, new: str, old: str | None) -> None:
         self.run("update-ref", ref, new, old or "", check=False)
@@ -262,6 +278,19 @@ def _porcelain_status(output: str, ref: str) -> str | None:
     return None
 
 
+def _reason(output: str, ref: str) -> str:
+    """The summary git's ``push --porcelain`` gives a refused update of ``ref``."""
+    for line in output.splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 3 and parts[1].endswith(f":{ref}"):
+            return parts[2].strip()
+    return ""
+
+
 def _last_line(text: str) -> str:
+    """git's own reason: its fatal/error lines, else its last line."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if line.startswith(("fatal:", "error:"))]
+    if said:
+        return "; ".join(said)
     return lines[-1] if lines else "git gave no reason"

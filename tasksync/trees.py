@@ -15,7 +15,7 @@ from typing import NamedTuple
 from . import records
 from .errors import TaskSyncError
 from .markdown import INDEX_PATH, Index, resolve_link
-from .merge import Side, merge3
+from .merge import Side, merge3, with_number
 from .model import Conflict, Renumbering, TaskId
 from .records import RECORDS_PATH
 from .spec import with_title
@@ -42,11 +42,25 @@ class TreeMerge(NamedTuple):
     renumbered: tuple[Renumbering, ...]
 
 
-def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMerge) -> TreeMerge:
-    """Merge ``theirs`` into ``ours`` (both descendants of ``base``)."""
+def merge_trees(
+    base: Read,
+    ours: TreeSide,
+    theirs: TreeSide,
+    line_merge: LineMerge,
+    *,
+    renumber: Side | None = None,
+) -> TreeMerge:
+    """Merge ``theirs`` into ``ours`` (both descendants of ``base``); ``renumber`` as for
+    :func:`~tasksync.merge.merge3`."""
     index_b = base(INDEX_PATH) or ""
     index_o = (ours.read(INDEX_PATH) or "") if INDEX_PATH in ours.changed else index_b
     index_t = (theirs.read(INDEX_PATH) or "") if INDEX_PATH in theirs.changed else index_b
+    kept_b = records.parse(base(RECORDS_PATH))
+    kept_o = records.parse(ours.read(RECORDS_PATH))
+    kept_t = records.parse(theirs.read(RECORDS_PATH))
+    index_b, index_o, index_t = _renumbered_since(
+        (index_b, index_o, index_t), (kept_b, kept_o, kept_t)
+    )
     # Parsed once: each lookup in an index is then a map lookup, not a scan of its text.
     sides = {"ours": (Index.parse(index_o), ours), "theirs": (Index.parse(index_t), theirs)}
 
@@ -55,7 +69,7 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
         path = _spec_path(index, number)
         return None if path is None else tree.read(path)
 
-    merged = merge3(index_b, index_o, index_t, specs=spec_of)
+    merged = merge3(index_b, index_o, index_t, specs=spec_of, renumber=renumber)
     # Each side's files, with a renumbered task's spec moved to its new name.
     views = {"ours": _View(ours, base), "theirs": _View(theirs, base)}
     for moved in merged.renumbered:
@@ -71,11 +85,7 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
             conflicts.append(conflict)
         if text != ours.read(path):
             files[path] = text
-    kept = records.merge(
-        records.parse(base(RECORDS_PATH)),
-        records.parse(ours.read(RECORDS_PATH)),
-        records.parse(theirs.read(RECORDS_PATH)),
-    )
+    kept = records.merge(kept_b, kept_o, kept_t)
     kept = kept.with_conflicts(tuple(conflicts)).with_renumbered(merged.renumbered)
     text = records.render(kept)
     if text != ours.read(RECORDS_PATH):
@@ -86,6 +96,31 @@ def merge_trees(base: Read, ours: TreeSide, theirs: TreeSide, line_merge: LineMe
         tuple(conflicts),
         merged.renumbered,
     )
+
+
+def _renumbered_since(
+    texts: tuple[str, str, str], kept: tuple[records.Records, records.Records, records.Records]
+) -> tuple[str, str, str]:
+    """The three tasks.md texts with renumberings one side made since the base applied to the
+    base and to a side that has not made them: so the task that moved is matched under its
+    new id everywhere, and the task that took its old id reads as the new task it is.
+
+    Without this, two sides that each merged a third's task and renumbered it the same way
+    would each see the base's task turned into a different one under the old id, and a merge
+    of the two would lose one of those tasks.
+    """
+    base, ours, theirs = texts
+    seen = set(kept[0].renumbered)
+    for moved in (*kept[1].renumbered, *kept[2].renumbered):
+        if moved in seen:
+            continue
+        seen.add(moved)
+        base = with_number(base, moved)
+        if moved not in kept[1].renumbered:
+            ours = with_number(ours, moved)
+        if moved not in kept[2].renumbered:
+            theirs = with_number(theirs, moved)
+    return base, ours, theirs
 
 
 def _merge_file(

@@ -126,18 +126,24 @@ def find_hub(repo: Repo) -> Hub | None:
     repository on this machine (a session clone made with ``git clone PATH``). A hub's own hub
     is followed, so a clone of a clone still shares the first repository's ref."""
     hub: Hub | None = None
-    seen = {_key(repo.location.common_dir)}
+    chain = [repo.location.common_dir]
     current = repo
     for _ in range(_MAX_HOPS):
         found = _next_hub(current)
         if found is None:
             return hub
-        if found.repo is None:  # missing: further hops are unknown
-            return found if hub is None else hub
-        key = _key(found.repo.location.common_dir)
-        if key in seen:
-            return hub  # a cycle of hubs: stop at the last new one
-        seen.add(key)
+        if found.repo is None:
+            # A hub on the way is missing: which ref it would lead to is unknown, so this
+            # workspace works on its own ref, as when its first hub is missing.
+            return found
+        if _key(found.repo.location.common_dir) in map(_key, chain):
+            names = " -> ".join(str(path) for path in (*chain, found.repo.location.common_dir))
+            raise ConfigError(
+                "tasks.hub",
+                f"hubs form a cycle ({names})",
+                "set `git config tasks.hub none` in the repository that holds the tasks",
+            )
+        chain.append(found.repo.location.common_dir)
         hub, current = found, found.repo
     return hub
 
@@ -175,7 +181,10 @@ def _local_path(url: str, repo: Repo) -> Path | None:
     if not path.is_absolute():
         top = repo.location.workdir or repo.location.git_dir
         path = top / path
-    return path
+    try:
+        return path.resolve()
+    except OSError:
+        return path
 
 
 def _key(path: Path) -> str:

@@ -141,3 +141,100 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, 
     code = caught.value.code
     assert isinstance(code, int)
     return code, captured.out, captured.err
+
+
+# -- a git daemon on 127.0.0.1 --------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (the kernel's pick, closed again)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class GitDaemon:
+    """A ``git daemon`` serving every repository under ``base`` at ``url`` (pushes allowed).
+
+    URLs under it are network URLs, so clones of them are not session clones of a hub.
+    """
+
+    def __init__(self, base: Path, port: int | None = None) -> None:
+        self.base = base
+        self.port = port or free_port()
+        self.url = f"git://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, wait: float = 10.0) -> None:
+        """Start the daemon and return once its port accepts connections."""
+        import socket
+        import time
+
+        assert self.process is None, "the daemon is already running"
+        log = (self.base.parent / f"daemon-{self.port}.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                "git",
+                "daemon",
+                "--reuseaddr",
+                f"--base-path={self.base}",
+                "--export-all",
+                "--enable=receive-pack",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                str(self.base),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        log.close()
+        deadline = time.monotonic() + wait
+        while True:
+            if self.process.poll() is not None:
+                self.process = None
+                raise AssertionError(f"git daemon exited at start; see {log.name}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    self.stop()
+                    raise AssertionError(
+                        f"git daemon never accepted connections on port {self.port} "
+                        f"within {wait:g} s"
+                    ) from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        """Terminate the daemon (if running) and wait for it."""
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def bare(self, name: str) -> tuple[Path, str]:
+        """A new empty bare repository ``name.git`` under the daemon: its path and its URL."""
+        path = self.base / f"{name}.git"
+        git(self.base, "init", "-q", "--bare", "-b", "main", str(path))
+        return path, f"{self.url}{name}.git"
+
+
+@pytest.fixture
+def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
+    """A running ``git daemon``: ``.base`` the directory it serves, ``.url`` the URL prefix
+    (``git://127.0.0.1:PORT/``); ``.bare(name)`` makes a repository there. Stopped at the end."""
+    daemon = GitDaemon(tmp_path_factory.mktemp("daemon") / "served")
+    daemon.base.mkdir()
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()

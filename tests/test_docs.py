@@ -25,7 +25,13 @@ MAN = (ROOT / "man" / "git-tasks.1").read_text(encoding="utf-8")
 WORKSPACE_SOURCE = (ROOT / "tasksync" / "workspace.py").read_text(encoding="utf-8")
 
 #: The git config keys tasksync reads; a new key must be added here and documented.
-CONFIG_KEYS = ("tasks.ref", "tasks.retryTimeout", "tasks.fileLock")
+CONFIG_KEYS = (
+    "tasks.ref",
+    "tasks.retryTimeout",
+    "tasks.fileLock",
+    "tasks.hub",
+    "tasks.syncTimeout",
+)
 
 _OPTION_NAME = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*")
 

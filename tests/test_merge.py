@@ -794,7 +794,7 @@ def test_renumber_ours_moves_our_copy_and_skips_reserved_ids() -> None:
     base = A + "- [?] Idea [#007](tasks/007-idea.md)\n"
     mine = "- [ ] Ours [#008](tasks/008-ours.md)\n"
     yours = "- [ ] Theirs [#008](tasks/008-theirs.md)\n"
-    merged = merge3(base, base + mine, base + yours, renumber_ours=True)
+    merged = merge3(base, base + mine, base + yours, renumber="ours")
     # Both appended at one place: the lower number first, whichever side it came from.
     assert merged.text == base + yours + "- [ ] Ours [#009](tasks/009-ours.md)\n"
     assert merged.renumbered == (
