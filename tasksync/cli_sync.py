@@ -83,16 +83,18 @@ def sync(ctx: click.Context, remote: str | None, dry_run: bool, as_json: bool) -
         click.echo(f"hub: merged this clone's own work ({done.handed_to_hub.outcome})")
     if done.remote is None:
         click.echo("no remote to sync with beyond the hub")
-        return
-    said = []
-    if done.merged is not None and done.merged.outcome != "up-to-date":
-        said.append(f"{done.merged.outcome} from {done.remote}")
-    if done.pushed is not None:
-        said.append(f"pushed {done.pushed[:12]}")
-    click.echo(f"{done.remote}: {', '.join(said) or 'up to date'}")
+    else:
+        said = []
+        if done.merged is not None and done.merged.outcome != "up-to-date":
+            said.append(f"{done.merged.outcome} from {done.remote}")
+        if done.pushed is not None:
+            said.append(f"pushed {done.pushed[:12]}")
+        click.echo(f"{done.remote}: {', '.join(said) or 'up to date'}")
     from .cli_merge import conflict_line
 
-    for merged in (done.merged, done.handed_to_hub):
+    for merged in (done.handed_to_hub, done.merged):
+        for moved in merged.renumbered if merged is not None else ():
+            click.echo(f"renumbered {moved.old} \u2192 {moved.new} ({moved.title!r})")
         for conflict in merged.conflicts if merged is not None else ():
             click.echo(f"conflict: {conflict_line(conflict)}")
 

@@ -351,6 +351,8 @@ def test_missing_hub_warns_works_alone_and_sync_hands_the_work_over(
     assert (code, err) == (0, unsynced)
     assert out == (
         "hub: merged this clone's own work (merged)\nno remote to sync with beyond the hub\n"
+        "renumbered #001 \u2192 #003 ('Offline one')\n"
+        "renumbered #002 \u2192 #004 ('Offline two')\n"
     )
 
     tasks = {t.title: str(t.id) for t in TaskStore.open(repo).list()}
