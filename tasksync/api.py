@@ -119,6 +119,17 @@ class TaskStore:
         """Whether commit ``descendant`` of the tasks ref's history contains ``ancestor``."""
         return self._repo.is_ancestor(ancestor, descendant)
 
+    def check(self, commit: str | None = None, *, since: str | None = None) -> list[str]:
+        """The problems of a state of the tasks ref (default: the tip) that the pre-push hook
+        would refuse; empty when it is sound. With ``since``, spec files are read only where
+        they changed after that earlier state."""
+        from .verify import check_store_commit
+
+        target = commit or self.head()
+        if target is None:
+            raise NotInitialized(self.ref)
+        return check_store_commit(self._repo, target, since=since)
+
     def sync(self, remote: str | None = None) -> SyncResult:
         """Merge with ``remote``'s tasks ref and push the result so the remote fast-forwards
         (default ``origin``); a session clone first hands the hub what it wrote while the hub

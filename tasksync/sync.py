@@ -114,6 +114,15 @@ def _sync_with(
         local = store.head()
         if local is None or local == fetched:
             return SyncResult(name, fetched, merged, None, handed, attempts)
+        # The push skips pre-push hooks (it sends only this ref), so their check runs here:
+        # never spread a state that a hand edit through plain git has broken.
+        problems = store.check(local, since=fetched)
+        if problems:
+            raise SyncError(
+                name,
+                f"was not pushed to: {store.ref} at {local[:12]} is not sound ({problems[0]})",
+                "fix it (`git tasks edit --raw`), then sync again",
+            )
         landed, reason = git.push(name, store.ref, local, fetched)
         if landed:
             git.update_ref(tracking, local, fetched)

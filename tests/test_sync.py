@@ -9,6 +9,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pygit2
 import pytest
 from conftest import GitDaemon, free_port, git, run_main, tasks_md
 
@@ -560,3 +561,35 @@ def test_a_remote_that_declines_every_push_is_not_retried_as_a_race(
     assert len(pushes) <= 2, f"{len(pushes)} pushes: retried as if the remote kept moving"
     assert "kept moving" not in str(caught.value)
     assert "declined" in str(caught.value) or "not accepted" in str(caught.value)
+
+
+def test_a_broken_state_is_not_pushed(tmp_path: Path) -> None:
+    # A hand edit through plain git (a second task with id #001) must not spread: sync checks
+    # what it pushes, as the pre-push hook it skips would.
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    local = tmp_path / "local"
+    git(tmp_path, "init", "-q", "-b", "main", str(local))
+    git(local, "commit", "-q", "--allow-empty", "-m", "first")
+    git(local, "remote", "add", "origin", str(remote))
+    git(local, "config", "tasks.hub", "none")
+    store = TaskStore.open(local)
+    store.init()
+    store.create("One")
+    head = store.head()
+    assert head is not None
+    raw = pygit2.Repository(str(local))
+    parent = raw[head]
+    assert isinstance(parent, pygit2.Commit)
+    broken = store.index_text() + "- [ ] Again [#001](process/tasks/001-one.md)\n"
+    process = raw.TreeBuilder(parent.tree / "process")
+    process.insert("tasks.md", raw.create_blob(broken.encode()), pygit2.GIT_FILEMODE_BLOB)
+    root = raw.TreeBuilder(parent.tree)
+    root.insert("process", process.write(), pygit2.GIT_FILEMODE_TREE)
+    who = pygit2.Signature("Someone", "someone@example.com")
+    commit = raw.create_commit(None, who, who, "hand edit", root.write(), [parent.id])
+    git(local, "update-ref", REF, str(commit), head)
+
+    with pytest.raises(SyncError, match="duplicate task id"):
+        TaskStore.open(local).sync()
+    assert git(remote, "for-each-ref", "refs/tasks/").strip() == ""
