@@ -262,10 +262,10 @@ def _stale(repo: Repo, remote: str, local: str) -> list[str]:
 
 def _in_tree_edits(repo: Repo, remote: str, update: RefUpdate, local: str) -> list[str]:
     """Commits of the push that add or change a tasks.md in the working tree."""
-    if update.is_new or not repo.has_commit(update.remote_oid):
-        exclude = [f"--remotes={remote}"] if _is_remote(repo, remote) else ["--remotes"]
-    else:
-        exclude = [update.remote_oid]
+    # Commits already published on any remote are history, not edits this push makes.
+    exclude = ["--remotes"]
+    if not update.is_new and repo.has_commit(update.remote_oid):
+        exclude.append(update.remote_oid)
     found = _git(
         repo,
         "log",

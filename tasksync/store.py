@@ -92,10 +92,15 @@ class Repo:
             found = pygit2.discover_repository(str(path), False, str(path.parent))
             if not found:
                 return None
-            git_dir = Path(found).resolve()
-            if git_dir not in (path.resolve(), (path / ".git").resolve()):
+            opened = cls.discover(path)
+            git_dir = opened.location.git_dir.resolve()
+            workdir = opened.location.workdir
+            here = path.resolve()
+            # The repository of exactly this directory: its git dir, or its worktree's top
+            # (a linked worktree's git dir lives inside the main repository's).
+            if git_dir != here and (workdir is None or workdir.resolve() != here):
                 return None
-            return cls.discover(path)
+            return opened
         except (pygit2.GitError, OSError, NotARepository):
             return None
 

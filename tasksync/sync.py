@@ -211,6 +211,8 @@ class Git:
 
     def __init__(self, git_dir: Path) -> None:
         self.git_dir = git_dir
+        # Run where git itself would: relative remote URLs are resolved from there.
+        self.cwd = git_dir.parent if git_dir.name == ".git" else git_dir
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         env = dict(os.environ, GIT_TERMINAL_PROMPT=os.environ.get("GIT_TERMINAL_PROMPT", "0"))
@@ -221,6 +223,7 @@ class Git:
                 text=True,
                 check=False,
                 env=env,
+                cwd=self.cwd,
             )
         except OSError as error:
             raise SyncError("git", f"cannot be run ({error})", "install git") from None
@@ -252,8 +255,19 @@ class Git:
                 f"cannot be fetched from ({_last_line(done.stderr)})",
                 "local tasks are unchanged; check the remote and run `git tasks sync` again",
             )
-        value = self.run("rev-parse", "-q", "--verify", tracking_ref(remote, ref), check=False)
-        return value.stdout.strip() or None
+        tracking = tracking_ref(remote, ref)
+        value = self.run("rev-parse", "-q", "--verify", tracking, check=False)
+        found = value.stdout.strip() or None
+        if found is not None:
+            kind = self.run("cat-file", "-t", found, check=False).stdout.strip()
+            if kind != "commit":
+                raise SyncError(
+                    remote,
+                    f"has a {ref} that is a {kind or 'missing object'}, not a commit",
+                    "whoever looks after the remote must restore it from a clone's "
+                    f"`git tasks log` (refs/tasksync/remotes/{remote}/… holds what was fetched)",
+                )
+        return found
 
     def push(self, remote: str, ref: str, commit: str, expected: str | None) -> tuple[bool, str]:
         """Push ``commit`` to ``ref`` only if the remote still has ``expected`` there.
