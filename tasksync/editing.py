@@ -48,7 +48,14 @@ class EditIndex(NamedTuple):
             ours_only = path is not None and path.startswith(SPEC_DIR + "/") and path not in linked
             if ours_only and path is not None and snap.read(path) is not None:
                 files.append((path, None))
-        files.extend(_records(snap, merged.conflicts, merged.renumbered))
+        files.extend(
+            _records(
+                snap,
+                merged.conflicts,
+                merged.renumbered,
+                max((entry.id.number for entry in removed), default=0),
+            )
+        )
         if merged.text == current and not files:
             return Edited(None, merged)
         before = {entry.id.number: entry for entry in snap.index.tasks}
@@ -235,13 +242,17 @@ def _bullet(line: str) -> str:
 
 
 def _records(
-    snap: Snapshot, conflicts: tuple[Conflict, ...], renumbered: tuple[Renumbering, ...]
+    snap: Snapshot,
+    conflicts: tuple[Conflict, ...],
+    renumbered: tuple[Renumbering, ...],
+    highest: int = 0,
 ) -> list[tuple[str, str | None]]:
-    """The records file with new conflicts and renumberings added, if that changes it."""
-    if not conflicts and not renumbered:
+    """The records file with new conflicts, renumberings and the highest id given out, if
+    that changes it."""
+    if not conflicts and not renumbered and not highest:
         return []
     old = snap.read(RECORDS_PATH)
     kept = records.parse(old).with_conflicts(conflicts)
-    kept = kept.with_renumbered(renumbered)
+    kept = kept.with_renumbered(renumbered).with_highest(highest)
     text = records.render(kept)
     return [] if text == old else [(RECORDS_PATH, text)]

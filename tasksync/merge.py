@@ -68,6 +68,7 @@ def merge3(
     *,
     specs: SpecOf | None = None,
     renumber: Side | None = None,
+    highest: int = 0,
 ) -> IndexMerge:
     """Merge two descendants of ``base`` of tasks.md.
 
@@ -75,7 +76,8 @@ def merge3(
     same line but different specs count as different. A task created with the same id on both
     sides with different content keeps its id on one side and gets the next free id on the
     other: the side whose copy sorts greater, or the side ``renumber`` names (an edit being
-    merged onto a tip others already see).
+    merged onto a tip others already see). Ids given out are above ``highest`` too (the highest
+    id a side ever used, deleted tasks included).
     """
     if theirs == base or (ours == theirs and specs is None):
         return IndexMerge(ours, (), ())
@@ -85,7 +87,7 @@ def merge3(
     eol = _line_ending(base, ours, theirs)
     with _collector_paused():
         docs = _Doc(base, kinds, eol), _Doc(ours, kinds, eol), _Doc(theirs, kinds, eol)
-        renumbered = _renumber(*docs, specs, renumber=renumber)
+        renumbered = _renumber(*docs, specs, renumber=renumber, highest=highest)
         conflicts: list[Conflict] = []
         merged = _merge_tasks(*docs, conflicts)
         tokens = merge_order(*docs, conflicts)
@@ -233,13 +235,19 @@ def _render(fields: dict[str, str]) -> str:
 
 
 def _renumber(
-    b: _Doc, o: _Doc, t: _Doc, specs: SpecOf | None, *, renumber: Side | None
+    b: _Doc,
+    o: _Doc,
+    t: _Doc,
+    specs: SpecOf | None,
+    *,
+    renumber: Side | None,
+    highest: int,
 ) -> list[Renumbering]:
     twice = sorted(n for n in o.blocks if n in t.blocks and n not in b.blocks)
     done: list[Renumbering] = []
     if not twice:
         return done
-    free = max(b.numbers | o.numbers | t.numbers) + 1
+    free = max(highest, *b.numbers, *o.numbers, *t.numbers) + 1
     for number in twice:
         spec_o = specs("ours", number) if specs is not None else None
         spec_t = specs("theirs", number) if specs is not None else None

@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from . import records
 from .errors import FormatError, PreconditionFailed
-from .markdown import INDEX_PATH, SPEC_DIR, Index, TaskLine, task_line
+from .markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR, Index, TaskLine, task_line
 from .model import Status, Task, TaskId, check_title, slugify
+from .records import Records
 from .spec import check_description, context, new_spec, spec_title, with_context, with_title
 
 Trailers = tuple[tuple[str, str], ...]
@@ -92,6 +94,9 @@ class Create(NamedTuple):
         description = check_description(self.description)
         index = snap.index
         task_id = index.next_id()
+        highest = _records(snap).highest  # ids of deleted tasks are not given out again
+        if highest >= task_id.number:
+            task_id = index.style_id(highest + 1)
         link = index.link_for(task_id, slugify(title))
         new_index = index.with_task_added(task_line(self.status.checkbox, title, task_id, link))
         entry = new_index.find(task_id)
@@ -215,6 +220,7 @@ class Delete(NamedTuple):
         path = entry.spec_path
         if path is not None and path.startswith(SPEC_DIR + "/") and snap.read(path) is not None:
             files = ((path, None),)
+        files += (_keep_highest(snap, entry.id.number),)
         return Change(
             snap.index.without(entry),
             files,
@@ -222,6 +228,15 @@ class Delete(NamedTuple):
             _trailers("delete", entry.id, ("Tasksync-Title", entry.title)),
             task,
         )
+
+
+def _records(snap: Snapshot) -> Records:
+    return records.parse(snap.read(RECORDS_PATH))
+
+
+def _keep_highest(snap: Snapshot, number: int) -> tuple[str, str | None]:
+    """The records file with ``number`` counted as given out (live ids count by themselves)."""
+    return RECORDS_PATH, records.render(_records(snap).with_highest(number))
 
 
 INITIAL_INDEX = "# Tasks\n"

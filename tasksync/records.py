@@ -7,12 +7,11 @@ stays for good, so ``git tasks get OLD-ID`` can say where a task went. Pure: tex
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import NamedTuple
 
 from .errors import FormatError, InvalidTaskId
-from .markdown import RECORDS_PATH
+from .markdown import MAX_ID, RECORDS_PATH
 from .model import Conflict, Renumbering, TaskId
 
 __all__ = ["RECORDS_PATH", "Records", "merge", "parse", "render"]
@@ -23,6 +22,9 @@ _VERSION = 1
 class Records(NamedTuple):
     conflicts: tuple[Conflict, ...] = ()
     renumbered: tuple[Renumbering, ...] = ()
+    # The highest id this history ever gave a task: a deleted task's id is never given to
+    # another, so a merge never takes a new task for the deleted one changed.
+    highest: int = 0
 
     def for_task(self, number: int) -> tuple[Conflict, ...]:
         return tuple(c for c in self.conflicts if c.task is not None and c.task.number == number)
@@ -34,15 +36,18 @@ class Records(NamedTuple):
     def with_conflicts(self, found: tuple[Conflict, ...]) -> Records:
         stored = tuple(settled(c) for c in found)
         kept = self.conflicts + tuple(c for c in stored if c not in self.conflicts)
-        return Records(kept, self.renumbered)
+        return self._replace(conflicts=kept)
 
     def with_renumbered(self, found: tuple[Renumbering, ...]) -> Records:
         stored = tuple(replace(r, side="") for r in found)
         kept = self.renumbered + tuple(r for r in stored if r not in self.renumbered)
-        return Records(self.conflicts, kept)
+        return self._replace(renumbered=kept)
 
     def without(self, cleared: tuple[Conflict, ...]) -> Records:
-        return Records(tuple(c for c in self.conflicts if c not in cleared), self.renumbered)
+        return self._replace(conflicts=tuple(c for c in self.conflicts if c not in cleared))
+
+    def with_highest(self, number: int) -> Records:
+        return self._replace(highest=max(self.highest, number))
 
 
 def settled(conflict: Conflict) -> Conflict:
@@ -68,10 +73,15 @@ def parse(text: str | None) -> Records:
     """The records of a file's text (no file: none); a damaged file is a FormatError."""
     if text is None:
         return Records()
+    import json  # only when there is a file: most operations never read one
+
     try:
         data = json.loads(text)
         conflicts = tuple(_conflict(item) for item in data.get("conflicts", ()))
         renumbered = tuple(_renumbering(item) for item in data.get("renumbered", ()))
+        highest = data.get("highest", 0)
+        if type(highest) is not int or not 0 <= highest < MAX_ID:
+            raise ValueError(f"highest is {highest!r}, not an id number")
     except (
         ValueError,
         TypeError,
@@ -85,18 +95,22 @@ def parse(text: str | None) -> Records:
             f"cannot be read ({error}); "
             f"restore it with `git show <commit>:{RECORDS_PATH}` from an earlier commit",
         ) from None
-    return Records(conflicts, renumbered)
+    return Records(conflicts, renumbered, highest)
 
 
 def render(records: Records) -> str | None:
     """The file's text, or None when there is nothing to keep (the file is removed)."""
-    if not records.conflicts and not records.renumbered:
+    if not records.conflicts and not records.renumbered and not records.highest:
         return None
-    data = {
+    data: dict[str, object] = {
         "version": _VERSION,
         "conflicts": [c.to_json() for c in sorted(records.conflicts, key=_conflict_order)],
         "renumbered": [_stored(r) for r in sorted(records.renumbered, key=_renumbering_order)],
     }
+    if records.highest:
+        data["highest"] = records.highest
+    import json
+
     return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
@@ -115,6 +129,7 @@ def merge(base: Records, ours: Records, theirs: Records) -> Records:
     return Records(
         tuple(sorted(conflicts, key=_conflict_order)),
         tuple(sorted(renumbered, key=_renumbering_order)),
+        max(base.highest, ours.highest, theirs.highest),
     )
 
 

@@ -69,7 +69,8 @@ def merge_trees(
         path = _spec_path(index, number)
         return None if path is None else tree.read(path)
 
-    merged = merge3(index_b, index_o, index_t, specs=spec_of, renumber=renumber)
+    highest = max(kept_b.highest, kept_o.highest, kept_t.highest)
+    merged = merge3(index_b, index_o, index_t, specs=spec_of, renumber=renumber, highest=highest)
     # Each side's files, with a renumbered task's spec moved to its new name.
     views = {"ours": _View(ours, base), "theirs": _View(theirs, base)}
     for moved in merged.renumbered:

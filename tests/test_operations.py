@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tasksync import records
 from tasksync.errors import (
     AmbiguousTaskId,
     InvalidDescription,
@@ -15,7 +16,7 @@ from tasksync.errors import (
     PreconditionFailed,
     TaskNotFound,
 )
-from tasksync.markdown import Index
+from tasksync.markdown import RECORDS_PATH, Index
 from tasksync.model import Status, Task, TaskId
 from tasksync.operations import (
     Change,
@@ -262,7 +263,9 @@ def test_delete_removes_line_bullets_and_spec() -> None:
         "- [ ] Example [#999](process/tasks/999-example.md)\n"
         "```\n"
     )
-    assert change.files == ((SPEC_157, None),)
+    assert change.files[0] == (SPEC_157, None)
+    assert change.files[1][0] == RECORDS_PATH  # #157 is never given to another task
+    assert records.parse(change.files[1][1]).highest == 157
     assert change.summary == "#157: deleted \u201cEnhance task sync\u201d"
     assert change.trailers == (
         ("Tasksync-Operation", "delete"),
@@ -275,7 +278,7 @@ def test_delete_removes_line_bullets_and_spec() -> None:
 
 def test_delete_without_a_spec_file_removes_only_the_line() -> None:
     change = Delete(TaskId(154)).apply(snapshot())
-    assert change.files == ()
+    assert [path for path, _ in change.files] == [RECORDS_PATH]
     assert change.index is not None
     assert "[#154]" not in change.index.text
 
@@ -283,7 +286,7 @@ def test_delete_without_a_spec_file_removes_only_the_line() -> None:
 def test_delete_with_relative_link_removes_the_spec_under_process() -> None:
     index = "- [ ] A [#001](tasks/001-a.md)\n- [ ] B [#002](tasks/002-b.md)\n"
     change = Delete(TaskId(1)).apply(snapshot(index, {"process/tasks/001-a.md": "# A\n"}))
-    assert change.files == (("process/tasks/001-a.md", None),)
+    assert change.files[0] == ("process/tasks/001-a.md", None)
     assert change.index is not None
     assert change.index.text == "- [ ] B [#002](tasks/002-b.md)\n"
 
@@ -463,12 +466,18 @@ PROSE_LINES = ("# Tasks", "", "Prose kept between edits.", "<!-- note -->")
 Model = dict[int, list[object]]
 
 
-def run_operation(op: str, arg: object, value: object, snap: Snapshot, model: Model) -> object:
-    """Apply one generated operation to ``snap`` and to ``model``; return the result."""
+def run_operation(
+    op: str, arg: object, value: object, snap: Snapshot, model: Model, *, given: list[int]
+) -> object:
+    """Apply one generated operation to ``snap`` and to ``model``; return the result.
+
+    ``given`` holds the highest id ever given out: a deleted task's id is never given again.
+    """
     if op == "create":
         assert isinstance(arg, str)
         assert isinstance(value, str)
-        number = max(model, default=0) + 1
+        number = max(max(model, default=0), given[0]) + 1
+        given[0] = number
         change = Create(arg, description=value).apply(snap)
         assert change.task is not None
         assert change.task.id.number == number
@@ -495,6 +504,7 @@ def run_operation(op: str, arg: object, value: object, snap: Snapshot, model: Mo
         model[number][2] = value.strip()
         return Update(task_id, description=value).apply(snap)
     del model[number]
+    given[0] = max(given[0], number)
     return Delete(task_id).apply(snap)
 
 
@@ -526,10 +536,12 @@ def test_operation_sequences_match_a_simple_model(
     files: dict[str, str] = {}
 
     style = prefix
+    given = [5]
     for op, arg, value in ops:
         if op == "create" and not model:
             style = "#"  # a file without tasks has no id style: new ids are #NNN
-        result = run_operation(op, arg, value, Snapshot(Index.parse(text), files.get), model)
+        snap = Snapshot(Index.parse(text), files.get)
+        result = run_operation(op, arg, value, snap, model, given=given)
         if isinstance(result, Change):
             if result.index is not None:
                 text = result.index.text

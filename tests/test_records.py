@@ -55,6 +55,7 @@ record_sets = st.builds(
     Records,
     st.lists(conflicts, max_size=5, unique_by=order_of).map(tuple),
     st.lists(renumberings, max_size=4, unique_by=order_of_moved).map(tuple),
+    st.integers(min_value=0, max_value=10**6),
 )
 # Draws from a small pool, so that the three sides of a merge share records often.
 pool_conflicts = st.lists(conflicts, min_size=1, max_size=6, unique_by=order_of)
@@ -72,7 +73,9 @@ def rsubset(pool: list[Renumbering]) -> st.SearchStrategy[tuple[Renumbering, ...
 @st.composite
 def three_sides(draw: st.DrawFn) -> tuple[Records, Records, Records]:
     cs, rs = draw(pool_conflicts), draw(pool_renumberings)
-    sides = [Records(draw(subset(cs)), draw(rsubset(rs))) for _ in range(3)]
+    sides = [
+        Records(draw(subset(cs)), draw(rsubset(rs)), draw(st.integers(0, 999))) for _ in range(3)
+    ]
     return sides[0], sides[1], sides[2]
 
 
@@ -104,12 +107,13 @@ def as_stored(kept: Records) -> tuple[Counter[Conflict], Counter[Renumbering]]:
 @given(record_sets, st.randoms(use_true_random=False))
 def test_parse_of_render_gives_the_records_back(kept: Records, rnd: random.Random) -> None:
     text = records.render(kept)
-    if not kept.conflicts and not kept.renumbered:
+    if not kept.conflicts and not kept.renumbered and not kept.highest:
         assert text is None
         return
     assert text is not None
     again = records.parse(text)
     assert as_stored(again) == as_stored(kept)
+    assert again.highest == kept.highest
     assert records.render(again) == text
     assert records.parse(records.render(again)) == again
     assert text.endswith("\n")
@@ -118,6 +122,7 @@ def test_parse_of_render_gives_the_records_back(kept: Records, rnd: random.Rando
     shuffled = Records(
         tuple(rnd.sample(kept.conflicts, len(kept.conflicts))),
         tuple(rnd.sample(kept.renumbered, len(kept.renumbered))),
+        kept.highest,
     )
     assert records.render(shuffled) == text
 
@@ -329,8 +334,10 @@ def test_merge_follows_its_rules(sides: tuple[Records, Records, Records]) -> Non
     assert len(set(merged.conflicts)) == len(merged.conflicts)
     assert len(set(merged.renumbered)) == len(merged.renumbered)
     # The fixed order: both sides of a merge render the very same file.
-    again = records.merge(base, Records(ours.conflicts[::-1], ours.renumbered[::-1]), theirs)
+    shuffled = Records(ours.conflicts[::-1], ours.renumbered[::-1], ours.highest)
+    again = records.merge(base, shuffled, theirs)
     assert records.render(again) == records.render(merged)
+    assert merged.highest == max(side.highest for side in sides)
 
 
 @given(record_sets)
@@ -338,4 +345,5 @@ def test_merging_a_side_with_itself_keeps_it(kept: Records) -> None:
     merged = records.merge(kept, kept, kept)
     assert set(merged.conflicts) == set(kept.conflicts)
     assert set(merged.renumbered) == set(kept.renumbered)
+    assert merged.highest == kept.highest  # the highest id given out only grows
     assert records.merge(Records(), kept, Records()) == merged

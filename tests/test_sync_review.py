@@ -65,3 +65,34 @@ def test_pushing_published_history_to_a_new_remote_is_not_refused(
     assert run_main(capsys, "-C", str(w), "hooks", "install")[0] == 0
     git(w, "remote", "add", "mirror", str(tmp_path / "mirror.git"))
     git(w, "push", "-q", "mirror", "HEAD:main")  # fails (AssertionError) if refused
+
+
+def test_a_task_created_after_a_delete_on_two_clones_is_kept(tmp_path: Path) -> None:
+    # Both delete #001 and create a task: ids of deleted tasks are never given again, so the
+    # two new tasks are two creates (one renumbered), not one task retitled on both sides.
+    git(tmp_path, "init", "-q", "--bare", "R.git")
+    clones = []
+    for name in ("A", "B"):
+        path = tmp_path / name
+        git(tmp_path, "init", "-q", str(path))
+        git(path, "remote", "add", "origin", str(tmp_path / "R.git"))
+        git(path, "config", "tasks.hub", "none")
+        clones.append(path)
+    a, b = (TaskStore.open(path) for path in clones)
+    a.init()
+    a.create("Old")
+    a.sync()
+    b.sync()
+    a.delete(1)
+    assert a.create("Alpha from A").id.number == 2
+    b.delete(1)
+    b.create("Beta from B")
+    a.sync()
+    b.sync()
+    a.sync()
+    for store in (a, b):
+        assert sorted(t.title for t in store.list(include_done=True)) == [
+            "Alpha from A",
+            "Beta from B",
+        ]
+        assert not [c for c in store.conflicts() if c.field == "title"]
