@@ -275,10 +275,11 @@ def _renumber(
     return done
 
 
-def with_number(text: str, moved: Renumbering) -> str:
+def with_number(text: str, moved: Renumbering) -> str | None:
     """``text`` with the task a merge renumbered given its new id (and its link's file name
     renamed), when ``text`` still has that task under its old id: the same title or the same
-    spec file. Unchanged otherwise, or when the new id is taken."""
+    spec file. Unchanged when it does not; None when it does but another task has the new id
+    there (the move cannot be made in this text)."""
     old, new = moved.old.number, moved.new
     index = Index.parse(text)
     try:
@@ -292,9 +293,9 @@ def with_number(text: str, moved: Renumbering) -> str:
     except TaskNotFound:
         pass
     except TaskSyncError:
-        return text
+        return None
     else:
-        return text
+        return None
     start = entry.offset
     end = text.find("\n", start)
     end = len(text) if end < 0 else end + 1

@@ -9,7 +9,7 @@ merge takes its spec file to the new name. Pure: the caller reads and writes git
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from . import records
@@ -58,9 +58,17 @@ def merge_trees(
     kept_b = records.parse(base(RECORDS_PATH))
     kept_o = records.parse(ours.read(RECORDS_PATH))
     kept_t = records.parse(theirs.read(RECORDS_PATH))
-    index_b, index_o, index_t = _renumbered_since(
+    (index_b, index_o, index_t), moves = _renumbered_since(
         (index_b, index_o, index_t), (kept_b, kept_o, kept_t)
     )
+    # The files as the merge sees them: renumbered specs under their new names.
+    base_view = _View(base, ())
+    views = {
+        "ours": _View(ours.read, ours.changed, base_view),
+        "theirs": _View(theirs.read, theirs.changed, base_view),
+    }
+    for who, moved in moves:  # the base's first: the sides read their untouched files there
+        (base_view if who == "base" else views[who]).move(moved)
     # Parsed once: each lookup in an index is then a map lookup, not a scan of its text.
     sides = {"ours": (Index.parse(index_o), ours), "theirs": (Index.parse(index_t), theirs)}
 
@@ -71,8 +79,6 @@ def merge_trees(
 
     highest = max(kept_b.highest, kept_o.highest, kept_t.highest)
     merged = merge3(index_b, index_o, index_t, specs=spec_of, renumber=renumber, highest=highest)
-    # Each side's files, with a renumbered task's spec moved to its new name.
-    views = {"ours": _View(ours, base), "theirs": _View(theirs, base)}
     for moved in merged.renumbered:
         views[moved.side].move(moved)
     conflicts = [records.settled(c) for c in merged.conflicts]
@@ -80,7 +86,11 @@ def merge_trees(
     paths = (views["ours"].changed | views["theirs"].changed) - {INDEX_PATH, RECORDS_PATH}
     owners = _Owners(merged.text)
     for path in sorted(paths):
-        was, mine, yours = base(path), views["ours"].read(path), views["theirs"].read(path)
+        was, mine, yours = (
+            base_view.read(path),
+            views["ours"].read(path),
+            views["theirs"].read(path),
+        )
         text, conflict = _merge_file(path, (was, mine, yours), line_merge, owners)
         if conflict is not None:
             conflicts.append(conflict)
@@ -101,27 +111,37 @@ def merge_trees(
 
 def _renumbered_since(
     texts: tuple[str, str, str], kept: tuple[records.Records, records.Records, records.Records]
-) -> tuple[str, str, str]:
+) -> tuple[tuple[str, str, str], list[tuple[str, Renumbering]]]:
     """The three tasks.md texts with renumberings one side made since the base applied to the
-    base and to a side that has not made them: so the task that moved is matched under its
-    new id everywhere, and the task that took its old id reads as the new task it is.
+    base and to a side that has not made them, and which of the three each was applied to:
+    so the task that moved is matched under its new id everywhere, and the task that took its
+    old id reads as the new task it is.
 
     Without this, two sides that each merged a third's task and renumbered it the same way
     would each see the base's task turned into a different one under the old id, and a merge
     of the two would lose one of those tasks.
     """
-    base, ours, theirs = texts
+    out = {"base": texts[0], "ours": texts[1], "theirs": texts[2]}
+    moves: list[tuple[str, Renumbering]] = []
     seen = set(kept[0].renumbered)
     for moved in (*kept[1].renumbered, *kept[2].renumbered):
         if moved in seen:
             continue
         seen.add(moved)
-        base = with_number(base, moved)
-        if moved not in kept[1].renumbered:
-            ours = with_number(ours, moved)
-        if moved not in kept[2].renumbered:
-            theirs = with_number(theirs, moved)
-    return base, ours, theirs
+        lacking = ["base"] + [
+            who
+            for who, side in (("ours", kept[1]), ("theirs", kept[2]))
+            if moved not in side.renumbered
+        ]
+        changed = {who: with_number(out[who], moved) for who in lacking}
+        if any(text is None for text in changed.values()):
+            continue  # not everywhere, then nowhere: a half-made move would mismatch tasks
+        for who, text in changed.items():
+            if text is not None and text != out[who]:
+                out[who] = text
+                moves.append((who, moved))
+    moves.sort(key=lambda move: move[0] != "base")
+    return (out["base"], out["ours"], out["theirs"]), moves
 
 
 def _merge_file(
@@ -171,19 +191,24 @@ class _Owners:
 
 
 class _View:
-    """A side's files as the merge sees them: renumbered specs under their new names."""
+    """One side's files (or the base's) as the merge sees them: a renumbered task's spec under
+    its new name, and a side's untouched files as the base view has them."""
 
-    def __init__(self, side: TreeSide, base: Read) -> None:
-        self._side = side
+    def __init__(self, read: Read, changed: Iterable[str], base: _View | None = None) -> None:
+        self._read = read
+        self._own = frozenset(changed)
         self._base = base
         self._moved: dict[str, str | None] = {}
-        self.changed = set(side.changed)
+        self.changed = set(self._own)
 
     def move(self, moved: Renumbering) -> None:
         if moved.old_path is None or moved.new_path is None or moved.old_path == moved.new_path:
             return
         text = self.read(moved.old_path)
-        self._moved[moved.old_path] = self._base(moved.old_path)  # as if never touched here
+        # The old name as if never touched here (the base has moved it too, or never had it).
+        self._moved[moved.old_path] = (
+            self._base.read(moved.old_path) if self._base is not None else None
+        )
         self._moved[moved.new_path] = (
             None if text is None else with_title(text, moved.new, moved.title)
         )
@@ -192,7 +217,9 @@ class _View:
     def read(self, path: str) -> str | None:
         if path in self._moved:
             return self._moved[path]
-        return self._side.read(path) if path in self._side.changed else self._base(path)
+        if self._base is None or path in self._own:
+            return self._read(path)
+        return self._base.read(path)
 
 
 def _spec_path(index: Index, number: int) -> str | None:
