@@ -238,3 +238,25 @@ def git_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitDaemon]:
         yield daemon
     finally:
         daemon.stop()
+
+
+@pytest.fixture
+def on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This interpreter's ``git-tasks`` first on PATH, so git (hooks, merge drivers) finds
+    ``git tasks``."""
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    assert (bin_dir / "git-tasks").exists()
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def bare_with_main(root: Path, name: str) -> Path:
+    """A bare repository ``root/name`` with one commit on main and no tasks ref."""
+    path = root / name
+    git(root, "init", "-q", "--bare", "-b", "main", str(path))
+    seed = root / f"{name}-seed"
+    git(root, "clone", "-q", str(path), str(seed))
+    git(seed, "commit", "-q", "--allow-empty", "-m", "first")
+    git(seed, "push", "-q", "origin", "main")
+    return path

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -66,14 +65,6 @@ def assert_one_error_line(code: int, out: str, err: str) -> None:
 
 def local_config(repo: Path, key: str) -> list[str]:
     return git(repo, "config", "--local", "--get-all", key, check=False).splitlines()
-
-
-@pytest.fixture
-def on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This interpreter's ``git-tasks`` first on PATH, so git finds ``git tasks``."""
-    bin_dir = Path(sys.executable).parent
-    assert (bin_dir / "git-tasks").exists()
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import git, run_main
+from conftest import bare_with_main, git, run_main
 from test_docs import MAN_TEXT, USAGE, man_entries
 
 from tasksync.cli import cli
@@ -95,23 +94,9 @@ def invoke(repo: Path, *args: str, stdin: str | None = None) -> tuple[int, str, 
 
 
 @pytest.fixture
-def on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """This interpreter's ``git-tasks`` first on PATH, so hooks find ``git tasks``."""
-    bin_dir = Path(sys.executable).parent
-    assert (bin_dir / "git-tasks").exists()
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-
-
-@pytest.fixture
 def server(tmp_path: Path) -> Path:
     """A bare repository with a main branch (no tasks ref yet)."""
-    path = tmp_path / "server.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(path))
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "-q", str(path), str(seed))
-    git(seed, "commit", "-q", "--allow-empty", "-m", "first")
-    git(seed, "push", "-q", "origin", "main")
-    return path
+    return bare_with_main(tmp_path, "server.git")
 
 
 def clone(server: Path, name: str) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import GitDaemon, free_port, git, run_main, tasks_md
+from conftest import GitDaemon, bare_with_main, free_port, git, run_main, tasks_md
 
 from tasksync import Status, TaskStore
 from tasksync.errors import SyncError
@@ -66,13 +66,7 @@ def seeded(remote: Path, path: Path, *titles: str) -> Path:
 @pytest.fixture
 def remote(tmp_path: Path) -> Path:
     """A bare repository on disk with one commit on main and no tasks ref."""
-    path = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(path))
-    seed = tmp_path / "seed"
-    git(tmp_path, "clone", "-q", str(path), str(seed))
-    git(seed, "commit", "-q", "--allow-empty", "-m", "first")
-    git(seed, "push", "-q", "origin", "main")
-    return path
+    return bare_with_main(tmp_path, "remote.git")
 
 
 # -- first syncs, dry runs ------------------------------------------------------------------------

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -44,10 +42,8 @@ def test_a_clone_of_a_linked_worktree_uses_the_hub(tmp_path: Path) -> None:
 
 
 def test_pushing_published_history_to_a_new_remote_is_not_refused(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, on_path: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bin_dir = Path(sys.executable).parent
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
     git(tmp_path, "init", "-q", "--bare", "-b", "main", "origin.git")
     git(tmp_path, "init", "-q", "--bare", "-b", "main", "mirror.git")
     w = tmp_path / "w"
