@@ -52,6 +52,10 @@ STATUS_RANK = {
 
 FIELDS = ("status", "title", "id", "link", "rest", "description")
 
+# Ids from here up stand for tasks by their creation identity while histories merge (see
+# :mod:`.trees`); they never reach a file.
+VIRTUAL = 10**15
+
 
 class IndexMerge(NamedTuple):
     """The merged tasks.md, the conflicts settled on the way and the tasks renumbered."""
@@ -243,11 +247,12 @@ def _renumber(
     renumber: Side | None,
     highest: int,
 ) -> list[Renumbering]:
-    twice = sorted(n for n in o.blocks if n in t.blocks and n not in b.blocks)
+    # Stand-in numbers are identities: one on both sides is one task, merged field by field.
+    twice = sorted(n for n in o.blocks if n in t.blocks and n not in b.blocks and n < VIRTUAL)
     done: list[Renumbering] = []
     if not twice:
         return done
-    free = max(highest, *b.numbers, *o.numbers, *t.numbers) + 1
+    free = max([highest, *(n for n in (*b.numbers, *o.numbers, *t.numbers) if n < VIRTUAL)]) + 1
     for number in twice:
         spec_o = specs("ours", number) if specs is not None else None
         spec_t = specs("theirs", number) if specs is not None else None
@@ -302,6 +307,50 @@ def with_number(text: str, moved: Renumbering) -> str | None:
     fields = _fields(text[start:end])
     link = _renumbered_link(fields["link"], old, new, entry.title)
     return text[:start] + _render({**fields, "id": str(new), "link": link}) + text[end:]
+
+
+def renumbered_text(text: str, numbers: dict[int, int], *, relink: bool) -> str:
+    """``text`` with each task whose id number is a key of ``numbers`` given the number it
+    maps to (its id style kept); with ``relink`` its link's file name follows, else the link
+    stays as written. Lines outside tasks and every other byte are kept."""
+    if not numbers:
+        return text
+    kinds: dict[str, int] = {}
+    doc = _Doc(text, kinds, _line_ending(text, text, text))
+    out: list[str] = []
+    for token in doc.tokens:
+        if type(token) is str:
+            out.append(token)
+            continue
+        number = int(token)
+        block = doc.blocks[number]
+        new = numbers.get(number)
+        if new is None or new == number:
+            out.append(block)
+            continue
+        fields = _fields(block)
+        new_id = TaskId(new, _entry(block).id.prefix)
+        link = _relinked(fields["link"], new_id) if relink else fields["link"]
+        out.append(_render({**fields, "id": str(new_id), "link": link}))
+    joined = "".join(out)
+    if not doc.final_newline and joined.endswith("\n"):
+        joined = joined[:-2] if joined.endswith("\r\n") else joined[:-1]
+    return joined
+
+
+def task_blocks(text: str) -> dict[int, str]:
+    """The id number → task line and description of every task in ``text`` (the first of a
+    repeated id)."""
+    return _Doc(text, {}, _line_ending(text, text, text)).blocks
+
+
+def _relinked(link: str, new: TaskId) -> str:
+    """``link`` naming ``new``'s number where its file name starts with another number."""
+    head, slash, name = link.rpartition("/")
+    match = _LEADING_NUMBER.match(name)
+    if match is None or int(match.group(1)) == new.number:
+        return link
+    return f"{head}{slash}{new.digits}{name[match.end() :]}"
 
 
 _LEADING_NUMBER = re.compile(r"0*([0-9]+)")

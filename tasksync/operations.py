@@ -9,6 +9,7 @@ actually replaced.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -107,7 +108,10 @@ class Create(NamedTuple):
             text = with_title(self.spec, task_id, title) if spec_title(self.spec) else self.spec
             if description:
                 text = with_context(text, description)
-        files = ((spec_path, text),)
+        kept = _records(snap)
+        uids = kept.uid_map()
+        uids[task_id.number] = os.urandom(8).hex()  # who this task is, whatever its id becomes
+        files = ((spec_path, text), (RECORDS_PATH, records.render(kept.with_uids(uids))))
         task = task_record(entry, dict(files).get)
         return Change(
             new_index,
@@ -235,8 +239,12 @@ def _records(snap: Snapshot) -> Records:
 
 
 def _keep_highest(snap: Snapshot, number: int) -> tuple[str, str | None]:
-    """The records file with ``number`` counted as given out (live ids count by themselves)."""
-    return RECORDS_PATH, records.render(_records(snap).with_highest(number))
+    """The records file with ``number`` counted as given out (live ids count by themselves)
+    and the task's identity gone with it."""
+    kept = _records(snap).with_highest(number)
+    uids = kept.uid_map()
+    uids.pop(number, None)
+    return RECORDS_PATH, records.render(kept.with_uids(uids))
 
 
 INITIAL_INDEX = "# Tasks\n"

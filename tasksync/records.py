@@ -25,6 +25,9 @@ class Records(NamedTuple):
     # The highest id this history ever gave a task: a deleted task's id is never given to
     # another, so a merge never takes a new task for the deleted one changed.
     highest: int = 0
+    # Id number → the identity the task was created with: merges match tasks by it, so a
+    # task renumbered in one history is still the same task in another.
+    uids: tuple[tuple[int, str], ...] = ()
 
     def for_task(self, number: int) -> tuple[Conflict, ...]:
         return tuple(c for c in self.conflicts if c.task is not None and c.task.number == number)
@@ -48,6 +51,12 @@ class Records(NamedTuple):
 
     def with_highest(self, number: int) -> Records:
         return self._replace(highest=max(self.highest, number))
+
+    def uid_map(self) -> dict[int, str]:
+        return dict(self.uids)
+
+    def with_uids(self, uids: dict[int, str]) -> Records:
+        return self._replace(uids=tuple(sorted(uids.items())))
 
 
 def settled(conflict: Conflict) -> Conflict:
@@ -82,6 +91,7 @@ def parse(text: str | None) -> Records:
         highest = data.get("highest", 0)
         if type(highest) is not int or not 0 <= highest < MAX_ID:
             raise ValueError(f"highest is {highest!r}, not an id number")
+        uids = _uids(data.get("uids", {}))
     except (
         ValueError,
         TypeError,
@@ -95,12 +105,30 @@ def parse(text: str | None) -> Records:
             f"cannot be read ({error}); "
             f"restore it with `git show <commit>:{RECORDS_PATH}` from an earlier commit",
         ) from None
-    return Records(conflicts, renumbered, highest)
+    return Records(conflicts, renumbered, highest, uids)
+
+
+def _uids(data: object) -> tuple[tuple[int, str], ...]:
+    if not isinstance(data, dict):
+        raise TypeError("uids is not an object")
+    out = []
+    for key, value in data.items():
+        if not (isinstance(key, str) and key.isdecimal() and len(key) <= 18):
+            raise ValueError(f"uids has the key {key!r}, not an id number")
+        if not (isinstance(value, str) and value.isascii() and value.isalnum()):
+            raise ValueError(f"uids has {value!r} for {key}, not an identity")
+        out.append((int(key), value))
+    return tuple(sorted(out))
 
 
 def render(records: Records) -> str | None:
     """The file's text, or None when there is nothing to keep (the file is removed)."""
-    if not records.conflicts and not records.renumbered and not records.highest:
+    if (
+        not records.conflicts
+        and not records.renumbered
+        and not records.highest
+        and not records.uids
+    ):
         return None
     data: dict[str, object] = {
         "version": _VERSION,
@@ -109,6 +137,8 @@ def render(records: Records) -> str | None:
     }
     if records.highest:
         data["highest"] = records.highest
+    if records.uids:
+        data["uids"] = {str(number): uid for number, uid in records.uids}
     import json
 
     return json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
@@ -130,6 +160,7 @@ def merge(base: Records, ours: Records, theirs: Records) -> Records:
         tuple(sorted(conflicts, key=_conflict_order)),
         tuple(sorted(renumbered, key=_renumbering_order)),
         max(base.highest, ours.highest, theirs.highest),
+        ours.uids,  # the merge of trees works the identities out from the tasks themselves
     )
 
 

@@ -9,13 +9,14 @@ merge takes its spec file to the new name. Pure: the caller reads and writes git
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from . import records
 from .errors import TaskSyncError
 from .markdown import INDEX_PATH, Index, resolve_link
-from .merge import Side, merge3, with_number
+from .merge import VIRTUAL, Side, merge3, renumbered_text, task_blocks, with_number
 from .model import Conflict, Renumbering, TaskId
 from .records import RECORDS_PATH
 from .spec import with_title
@@ -58,6 +59,11 @@ def merge_trees(
     kept_b = records.parse(base(RECORDS_PATH))
     kept_o = records.parse(ours.read(RECORDS_PATH))
     kept_t = records.parse(theirs.read(RECORDS_PATH))
+    real_o = index_o
+    # Tasks created with an identity are matched by it, whatever ids the histories gave them.
+    known = _Identities.of((index_b, index_o, index_t), (kept_b, kept_o, kept_t))
+    if known is not None:
+        index_b, index_o, index_t = known.virtual
     (index_b, index_o, index_t), moves = _renumbered_since(
         (index_b, index_o, index_t), (kept_b, kept_o, kept_t)
     )
@@ -96,16 +102,30 @@ def merge_trees(
             conflicts.append(conflict)
         if text != ours.read(path):
             files[path] = text
+    result, renumbered = merged.text, merged.renumbered
     kept = records.merge(kept_b, kept_o, kept_t)
-    kept = kept.with_conflicts(tuple(conflicts)).with_renumbered(merged.renumbered)
+    if known is not None:
+        back = known.real(result, renumber=renumber, highest=highest)
+        result = back.text
+        renumbered = (*renumbered, *back.renumbered)
+        conflicts = [back.conflict(c) for c in conflicts]
+        for old_path, new_path, new_id, title in back.moves:
+            spec = files[old_path] if old_path in files else ours.read(old_path)
+            if spec is not None:
+                files[new_path] = with_title(spec, new_id, title)
+                files[old_path] = None
+        kept = kept.with_uids(back.uids)
+    kept = kept.with_conflicts(tuple(conflicts)).with_renumbered(tuple(renumbered))
     text = records.render(kept)
     if text != ours.read(RECORDS_PATH):
         files[RECORDS_PATH] = text
+    for path in [path for path, value in files.items() if value == ours.read(path)]:
+        del files[path]
     return TreeMerge(
-        merged.text if merged.text != index_o else None,
+        result if result != real_o else None,
         tuple(sorted(files.items())),
         tuple(conflicts),
-        merged.renumbered,
+        tuple(renumbered),
     )
 
 
@@ -188,6 +208,144 @@ class _Owners:
                 if found is not None:
                     self._owners.setdefault(found, entry.id)
         return self._owners.get(path)
+
+
+class _Back(NamedTuple):
+    """A merged text taken back from creation identities to ids."""
+
+    text: str
+    renumbered: tuple[Renumbering, ...]
+    moves: tuple[tuple[str, str, TaskId, str], ...]  # spec old path, new path, id, title
+    uids: dict[int, str]
+    ids: dict[int, int]  # stand-in number → id
+
+    def conflict(self, conflict: Conflict) -> Conflict:
+        """``conflict`` with stand-in numbers turned into the ids they became."""
+
+        def real(value: str | None) -> str | None:
+            if value is None:
+                return None
+            return _STAND_IN.sub(
+                lambda m: str(TaskId(self.ids.get(int(m[2]), int(m[2])), m[1])), value
+            )
+
+        task = conflict.task
+        if task is not None and task.number in self.ids:
+            task = TaskId(self.ids[task.number], task.prefix)
+        return Conflict(
+            task,
+            conflict.field,
+            real(conflict.base),
+            real(conflict.ours),
+            real(conflict.theirs),
+            real(conflict.kept),
+        )
+
+
+_STAND_IN = re.compile(r"(md#|#)([0-9]{16,18})")
+
+
+class _Identities:
+    """The tasks of the three texts that carry a creation identity, each given one stand-in
+    number (from VIRTUAL up) in all three, so the merge matches them by identity."""
+
+    def __init__(
+        self,
+        virtual: tuple[str, str, str],
+        numbers: tuple[dict[str, int], dict[str, int], dict[str, int]],
+        stand_in: dict[str, int],
+    ) -> None:
+        self.virtual = virtual
+        self._numbers = numbers  # per text: identity → its id number there
+        self._stand_in = stand_in
+
+    @classmethod
+    def of(
+        cls,
+        texts: tuple[str, str, str],
+        kept: tuple[records.Records, records.Records, records.Records],
+    ) -> _Identities | None:
+        present = [task_blocks(text) for text in texts]
+        if any(number >= VIRTUAL for blocks in present for number in blocks):
+            return None  # ids that large are hand-written: match by id as before
+        numbers = tuple(
+            {uid: n for n, uid in side.uid_map().items() if n in blocks}
+            for side, blocks in zip(kept, present, strict=True)
+        )
+        every = sorted({uid for side in numbers for uid in side})
+        if not every:
+            return None
+        stand_in = {uid: VIRTUAL + rank for rank, uid in enumerate(every)}
+        virtual = tuple(
+            renumbered_text(text, {n: stand_in[uid] for uid, n in side.items()}, relink=False)
+            for text, side in zip(texts, numbers, strict=True)
+        )
+        return cls(
+            (virtual[0], virtual[1], virtual[2]), (numbers[0], numbers[1], numbers[2]), stand_in
+        )
+
+    def real(self, text: str, *, renumber: Side | None, highest: int) -> _Back:
+        """The merged ``text`` with ids again: each task the id its sides agree on, else one
+        of theirs by the merge's rule, else the next free one."""
+        blocks = task_blocks(text)
+        by_stand_in = {v: uid for uid, v in self._stand_in.items()}
+        taken = {n for n in blocks if n < VIRTUAL}
+        b, o, t = self._numbers
+        wanted: list[tuple[int, str, int, str]] = []  # (id wanted, block, stand-in, identity)
+        for v, block in blocks.items():
+            uid = by_stand_in.get(v)
+            if uid is None:
+                continue
+            mine, yours = o.get(uid), t.get(uid)
+            if renumber == "ours" and yours is not None:
+                want = yours
+            elif renumber == "theirs" and mine is not None:
+                want = mine
+            else:
+                # A side that moved the task since the base knows better than one that did
+                # not (it renumbered it when another task took its id); else the lower id.
+                was = b.get(uid)
+                sides = [n for n in (mine, yours) if n is not None] or [was or 0]
+                changed = [n for n in sides if n != was]
+                want = min(changed or sides)
+            wanted.append((want, block, v, uid))
+        free = max(highest, *taken, *o.values(), *t.values(), *b.values(), 0) + 1
+        ids: dict[int, int] = {}
+        uids: dict[int, str] = {}
+        for asked, _, v, uid in sorted(wanted):
+            number = asked
+            if number < 1 or number in taken:  # another task has it: the next free one
+                number, free = free, free + 1
+            taken.add(number)
+            ids[v] = number
+            uids[number] = uid
+        real_text = renumbered_text(text, ids, relink=True)
+        moved: list[Renumbering] = []
+        moves: list[tuple[str, str, TaskId, str]] = []
+        final = task_blocks(real_text)
+        for _, block, v, uid in wanted:
+            new = ids[v]
+            entry_old = Index.parse(block).tasks[0]
+            entry_new = Index.parse(final[new]).tasks[0]
+            old_path, new_path = entry_old.spec_path, entry_new.spec_path
+            if old_path and new_path and old_path != new_path:
+                moves.append((old_path, new_path, entry_new.id, entry_new.title))
+            if new in (o.get(uid), t.get(uid)):
+                continue  # one history has it there already, and recorded the move then
+            for side, numbers in (("ours", o), ("theirs", t)):
+                before = numbers.get(uid)
+                if before is not None and before != new:
+                    moved.append(
+                        Renumbering(
+                            TaskId(before, entry_new.id.prefix),
+                            entry_new.id,
+                            entry_new.title,
+                            side,
+                            old_path,
+                            new_path,
+                        )
+                    )
+        return _Back(real_text, tuple(moved), tuple(moves), uids, ids)
 
 
 class _View:

@@ -232,7 +232,7 @@ def test_neighbouring_ticks_merge_without_conflict(ours: Path, theirs: Path) -> 
         Status.DONE,
         Status.TODO,
     ]
-    assert RECORDS not in paths(ours)
+    assert not records_on_ref(ours).get("conflicts")
     assert store.conflicts() == ()
 
 
@@ -486,7 +486,7 @@ def test_a_conflict_resolved_on_one_side_stays_resolved(ours: Path, theirs: Path
 
     assert done.outcome == "merged"
     assert a.conflicts() == ()
-    assert RECORDS not in paths(ours)
+    assert not records_on_ref(ours).get("conflicts")
     assert a.get(2).status is Status.DONE
     fetch(theirs, ours)
     assert b.merge(THEIRS).outcome == "fast-forward"
@@ -550,7 +550,7 @@ def test_resolve_take_theirs_writes_the_recorded_value(
     assert status_conflict.get(1).status is Status.BLOCKED
     assert "- [~] First task [#001]" in tasks_md(ours)
     assert status_conflict.conflicts() == ()
-    assert RECORDS not in paths(ours)
+    assert not records_on_ref(ours).get("conflicts")
 
 
 def test_resolve_take_a_value(ours: Path, status_conflict: TaskStore) -> None:

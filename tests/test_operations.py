@@ -84,7 +84,9 @@ def test_create_allocates_the_next_id_and_writes_a_spec() -> None:
     assert change.index.text == INDEX.replace(
         "  - Ids are allocated under CAS.\n", f"  - Ids are allocated under CAS.\n{new_line}\n"
     )
-    ((path, text),) = change.files
+    ((path, text), (kept_path, kept)) = change.files
+    assert kept_path == RECORDS_PATH
+    assert 158 in records.parse(kept).uid_map()  # the new task's identity
     assert path == "process/tasks/158-split-the-store.md"
     assert text is not None
     assert text.startswith("# Task #158: Split the store\n")
@@ -134,7 +136,7 @@ def test_create_skips_ids_of_unknown_checkbox_lines() -> None:
 def test_create_with_a_given_spec_retitles_it_and_sets_context() -> None:
     given_spec = "# Task: Draft\n\n## Requirements\n\n- keep me\n"
     change = Create("Final", description="ctx", spec=given_spec).apply(snapshot("", {}))
-    ((_, text),) = change.files
+    ((_, text), _) = change.files
     assert text is not None
     assert text.startswith("# Task: Final\n")
     assert context(text) == "ctx"

@@ -51,11 +51,20 @@ def order_of_moved(r: Renumbering) -> tuple[int, int, str]:
 
 # Records that differ in what the order looks at (records that differ elsewhere only are in
 # test_the_file_does_not_depend_on_the_order_of_records below).
+identities = st.lists(
+    st.tuples(
+        st.integers(min_value=1, max_value=10**6),
+        st.text(alphabet="0123456789abcdef", min_size=1, max_size=16),
+    ),
+    max_size=4,
+    unique_by=lambda pair: pair[0],
+).map(lambda pairs: tuple(sorted(pairs)))
 record_sets = st.builds(
     Records,
     st.lists(conflicts, max_size=5, unique_by=order_of).map(tuple),
     st.lists(renumberings, max_size=4, unique_by=order_of_moved).map(tuple),
     st.integers(min_value=0, max_value=10**6),
+    identities,
 )
 # Draws from a small pool, so that the three sides of a merge share records often.
 pool_conflicts = st.lists(conflicts, min_size=1, max_size=6, unique_by=order_of)
@@ -107,13 +116,14 @@ def as_stored(kept: Records) -> tuple[Counter[Conflict], Counter[Renumbering]]:
 @given(record_sets, st.randoms(use_true_random=False))
 def test_parse_of_render_gives_the_records_back(kept: Records, rnd: random.Random) -> None:
     text = records.render(kept)
-    if not kept.conflicts and not kept.renumbered and not kept.highest:
+    if not kept.conflicts and not kept.renumbered and not kept.highest and not kept.uids:
         assert text is None
         return
     assert text is not None
     again = records.parse(text)
     assert as_stored(again) == as_stored(kept)
     assert again.highest == kept.highest
+    assert again.uids == kept.uids
     assert records.render(again) == text
     assert records.parse(records.render(again)) == again
     assert text.endswith("\n")
@@ -123,6 +133,7 @@ def test_parse_of_render_gives_the_records_back(kept: Records, rnd: random.Rando
         tuple(rnd.sample(kept.conflicts, len(kept.conflicts))),
         tuple(rnd.sample(kept.renumbered, len(kept.renumbered))),
         kept.highest,
+        kept.uids,
     )
     assert records.render(shuffled) == text
 

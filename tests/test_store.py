@@ -31,6 +31,7 @@ from tasksync import (
     TaskStore,
     TaskSyncError,
 )
+from tasksync.markdown import RECORDS_PATH
 
 REF = "refs/tasks/main"
 STATUS_NAMES = ("TODO", "IN-PROGRESS", "IN-REVIEW", "DONE", "BLOCKED", "CLOSED")
@@ -102,7 +103,9 @@ def blob_id(path: Path, spec: str) -> str:
 
 
 def tree_files(path: Path, ref: str = REF) -> list[str]:
-    return git(path, "ls-tree", "-r", "--name-only", ref).split()
+    """The task files on the ref (the records file of merges and identities left out)."""
+    listed = git(path, "ls-tree", "-r", "--name-only", ref).split()
+    return [name for name in listed if name != RECORDS_PATH]
 
 
 def index_path(worktree: Path) -> Path:

@@ -194,7 +194,8 @@ def test_writer_processes_lose_and_duplicate_nothing(
     assert {str(t.id): (t.title, t.status.value) for t in final} == expected
     assert all(isinstance(t.status, Status) for t in final)
     specs = git(repo, "ls-tree", "-r", "--name-only", REF).split()
-    assert sorted(specs) == sorted(["process/tasks.md", *(link for *_, link in lines)])
+    expected_files = ["process/tasks.md", ".tasksync/records.json", *(link for *_, link in lines)]
+    assert sorted(specs) == sorted(expected_files)
 
     fsck = subprocess.run(
         ["git", "fsck", "--no-dangling"], cwd=repo, capture_output=True, text=True, check=False
