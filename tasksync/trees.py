@@ -16,7 +16,7 @@ from typing import NamedTuple
 from . import records
 from .errors import TaskSyncError
 from .markdown import INDEX_PATH, Index, resolve_link
-from .merge import VIRTUAL, Side, merge3, renumbered_text, task_blocks, with_number
+from .merge import VIRTUAL, Side, _relinked, merge3, renumbered_text, task_blocks, with_number
 from .model import Conflict, Renumbering, TaskId
 from .records import RECORDS_PATH
 from .spec import with_title
@@ -73,7 +73,9 @@ def merge_trees(
         "ours": _View(ours.read, ours.changed, base_view),
         "theirs": _View(theirs.read, theirs.changed, base_view),
     }
-    for who, moved in moves:  # the base's first: the sides read their untouched files there
+    if known is not None:  # the base's first: the sides read their untouched files there
+        known.move_specs((base_view, views["ours"], views["theirs"]))
+    for who, moved in moves:
         (base_view if who == "base" else views[who]).move(moved)
     # Parsed once: each lookup in an index is then a map lookup, not a scan of its text.
     sides = {"ours": (Index.parse(index_o), ours), "theirs": (Index.parse(index_t), theirs)}
@@ -84,6 +86,8 @@ def merge_trees(
         return None if path is None else tree.read(path)
 
     highest = max(kept_b.highest, kept_o.highest, kept_t.highest)
+    if known is not None:  # ids identified tasks hold count as taken for new ones
+        highest = max(highest, known.highest())
     merged = merge3(index_b, index_o, index_t, specs=spec_of, renumber=renumber, highest=highest)
     for moved in merged.renumbered:
         views[moved.side].move(moved)
@@ -109,11 +113,7 @@ def merge_trees(
         result = back.text
         renumbered = (*renumbered, *back.renumbered)
         conflicts = [back.conflict(c) for c in conflicts]
-        for old_path, new_path, new_id, title in back.moves:
-            spec = files[old_path] if old_path in files else ours.read(old_path)
-            if spec is not None:
-                files[new_path] = with_title(spec, new_id, title)
-                files[old_path] = None
+        back.rename(files)
         kept = kept.with_uids(back.uids)
     kept = kept.with_conflicts(tuple(conflicts)).with_renumbered(tuple(renumbered))
     text = records.render(kept)
@@ -142,6 +142,7 @@ def _renumbered_since(
     of the two would lose one of those tasks.
     """
     out = {"base": texts[0], "ours": texts[1], "theirs": texts[2]}
+    present = {who: set(task_blocks(text)) for who, text in out.items()}  # kept up to date
     moves: list[tuple[str, Renumbering]] = []
     seen = set(kept[0].renumbered)
     for moved in (*kept[1].renumbered, *kept[2].renumbered):
@@ -153,12 +154,16 @@ def _renumbered_since(
             for who, side in (("ours", kept[1]), ("theirs", kept[2]))
             if moved not in side.renumbered
         ]
-        changed = {who: with_number(out[who], moved) for who in lacking}
+        changed = {
+            who: with_number(out[who], moved) if moved.old.number in present[who] else out[who]
+            for who in lacking
+        }
         if any(text is None for text in changed.values()):
             continue  # not everywhere, then nowhere: a half-made move would mismatch tasks
         for who, text in changed.items():
             if text is not None and text != out[who]:
                 out[who] = text
+                present[who] = (present[who] - {moved.old.number}) | {moved.new.number}
                 moves.append((who, moved))
     moves.sort(key=lambda move: move[0] != "base")
     return (out["base"], out["ours"], out["theirs"]), moves
@@ -219,15 +224,27 @@ class _Back(NamedTuple):
     uids: dict[int, str]
     ids: dict[int, int]  # stand-in number → id
 
+    def rename(self, files: dict[str, str | None]) -> None:
+        """Spec files merged under stand-in names put under their tasks' real ones."""
+        for old_path, new_path, new_id, title in self.moves:
+            spec = files.pop(old_path, None)
+            if spec is not None:
+                files[new_path] = with_title(spec, new_id, title)
+        for path in [path for path in files if _STAND_IN_FILE.search(path)]:
+            del files[path]  # the spec of a task the merge removed, under its stand-in name
+
     def conflict(self, conflict: Conflict) -> Conflict:
         """``conflict`` with stand-in numbers turned into the ids they became."""
 
         def real(value: str | None) -> str | None:
             if value is None:
                 return None
-            return _STAND_IN.sub(
-                lambda m: str(TaskId(self.ids.get(int(m[2]), int(m[2])), m[1])), value
-            )
+
+            def number(found: str) -> int:
+                return self.ids.get(int(found), int(found))
+
+            value = _STAND_IN.sub(lambda m: str(TaskId(number(m[2]), m[1])), value)
+            return _STAND_IN_NAME.sub(lambda m: f"/{TaskId(number(m[1])).digits}-", value)
 
         task = conflict.task
         if task is not None and task.number in self.ids:
@@ -243,6 +260,21 @@ class _Back(NamedTuple):
 
 
 _STAND_IN = re.compile(r"(md#|#)([0-9]{16,18})")
+_Move = tuple[str, str, TaskId, str]
+_STAND_IN_FILE = re.compile(r"/0*[0-9]{16,18}[^/]*$")
+_STAND_IN_NAME = re.compile(r"/([0-9]{16,18})-")
+
+
+def _spec_moves(before: dict[int, str], after: dict[int, str], ids: dict[int, int]) -> list[_Move]:
+    """The spec files of tasks whose id ``ids`` changes: (old path, new path, new id, title)."""
+    moves: list[_Move] = []
+    for old, new in ids.items():
+        if old == new or old not in before or new not in after:
+            continue
+        was, now = Index.parse(before[old]).tasks[0], Index.parse(after[new]).tasks[0]
+        if was.spec_path and now.spec_path and was.spec_path != now.spec_path:
+            moves.append((was.spec_path, now.spec_path, now.id, now.title))
+    return moves
 
 
 class _Identities:
@@ -258,6 +290,17 @@ class _Identities:
         self.virtual = virtual
         self._numbers = numbers  # per text: identity → its id number there
         self._stand_in = stand_in
+        # Per text: spec files moved to their stand-in names (old path, new path, id, title).
+        self.moves: tuple[list[_Move], ...] = ((), (), ())  # type: ignore[assignment]
+
+    def move_specs(self, views: tuple[_View, _View, _View]) -> None:
+        for view, side_moves in zip(views, self.moves, strict=True):
+            for move in side_moves:
+                view.move_file(move)
+
+    def highest(self) -> int:
+        """The highest id an identified task has on any side."""
+        return max((n for side in self._numbers for n in side.values()), default=0)
 
     @classmethod
     def of(
@@ -276,13 +319,21 @@ class _Identities:
         if not every:
             return None
         stand_in = {uid: VIRTUAL + rank for rank, uid in enumerate(every)}
+        # Links and spec files take the stand-in number too, so a spec the histories keep
+        # under different names (the task was renumbered in one) merges as one file.
         virtual = tuple(
-            renumbered_text(text, {n: stand_in[uid] for uid, n in side.items()}, relink=False)
+            renumbered_text(text, {n: stand_in[uid] for uid, n in side.items()}, relink=True)
             for text, side in zip(texts, numbers, strict=True)
         )
-        return cls(
+        moves = tuple(
+            _spec_moves(blocks, task_blocks(text), {n: stand_in[uid] for uid, n in side.items()})
+            for blocks, text, side in zip(present, virtual, numbers, strict=True)
+        )
+        known = cls(
             (virtual[0], virtual[1], virtual[2]), (numbers[0], numbers[1], numbers[2]), stand_in
         )
+        known.moves = moves
+        return known
 
     def real(self, text: str, *, renumber: Side | None, highest: int) -> _Back:
         """The merged ``text`` with ids again: each task the id its sides agree on, else one
@@ -296,19 +347,7 @@ class _Identities:
             uid = by_stand_in.get(v)
             if uid is None:
                 continue
-            mine, yours = o.get(uid), t.get(uid)
-            if renumber == "ours" and yours is not None:
-                want = yours
-            elif renumber == "theirs" and mine is not None:
-                want = mine
-            else:
-                # A side that moved the task since the base knows better than one that did
-                # not (it renumbered it when another task took its id); else the lower id.
-                was = b.get(uid)
-                sides = [n for n in (mine, yours) if n is not None] or [was or 0]
-                changed = [n for n in sides if n != was]
-                want = min(changed or sides)
-            wanted.append((want, block, v, uid))
+            wanted.append((_wanted(b.get(uid), o.get(uid), t.get(uid), renumber), block, v, uid))
         free = max(highest, *taken, *o.values(), *t.values(), *b.values(), 0) + 1
         ids: dict[int, int] = {}
         uids: dict[int, str] = {}
@@ -335,17 +374,35 @@ class _Identities:
             for side, numbers in (("ours", o), ("theirs", t)):
                 before = numbers.get(uid)
                 if before is not None and before != new:
+                    earlier = TaskId(before, entry_new.id.prefix)
                     moved.append(
                         Renumbering(
-                            TaskId(before, entry_new.id.prefix),
+                            earlier,
                             entry_new.id,
                             entry_new.title,
                             side,
-                            old_path,
+                            resolve_link(_relinked(entry_old.link, earlier)),
                             new_path,
                         )
                     )
-        return _Back(real_text, tuple(moved), tuple(moves), uids, ids)
+        named = dict(ids)  # for records: tasks the merge removed keep the id they had
+        for uid, v in self._stand_in.items():
+            if v not in named:
+                named[v] = o.get(uid) or t.get(uid) or b.get(uid) or 0
+        return _Back(real_text, tuple(moved), tuple(moves), uids, named)
+
+
+def _wanted(was: int | None, mine: int | None, yours: int | None, renumber: Side | None) -> int:
+    """The id a task asks for after a merge, from its ids in the base and on the two sides."""
+    if renumber == "ours" and yours is not None:
+        return yours  # theirs keep their ids
+    if renumber == "theirs" and mine is not None:
+        return mine
+    # A side that moved the task since the base knows better than one that did not (it
+    # renumbered it when another task took its id); else the lower id.
+    sides = [n for n in (mine, yours) if n is not None] or [was or 0]
+    changed = [n for n in sides if n != was]
+    return min(changed or sides)
 
 
 class _View:
@@ -360,17 +417,22 @@ class _View:
         self.changed = set(self._own)
 
     def move(self, moved: Renumbering) -> None:
-        if moved.old_path is None or moved.new_path is None or moved.old_path == moved.new_path:
+        if moved.old_path is None or moved.new_path is None:
             return
-        text = self.read(moved.old_path)
+        self.move_file((moved.old_path, moved.new_path, moved.new, moved.title))
+
+    def move_file(self, move: _Move) -> None:
+        old_path, new_path, new_id, title = move
+        if old_path == new_path:
+            return
+        # This side's own file (its tree has every path), not the base view's, which may
+        # have moved that name away already.
+        text = self._moved[old_path] if old_path in self._moved else self._read(old_path)
         # The old name as if never touched here (the base has moved it too, or never had it).
-        self._moved[moved.old_path] = (
-            self._base.read(moved.old_path) if self._base is not None else None
-        )
-        self._moved[moved.new_path] = (
-            None if text is None else with_title(text, moved.new, moved.title)
-        )
-        self.changed |= {moved.old_path, moved.new_path}
+        if old_path not in self._moved or self._moved[old_path] is not None:
+            self._moved[old_path] = self._base.read(old_path) if self._base is not None else None
+        self._moved[new_path] = None if text is None else with_title(text, new_id, title)
+        self.changed |= {old_path, new_path}
 
     def read(self, path: str) -> str | None:
         if path in self._moved:

@@ -4,6 +4,7 @@ converge and lose nothing, and no task appears twice."""
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def assert_converged(root: Path, paths: list[Path], created: list[str], deleted:
     numbers = Counter(task.id.number for task in store.list(include_done=True))
     assert all(count == 1 for count in numbers.values())
     assert store.check() == []
+    on_ref = git(root / paths[0].name, "ls-tree", "-r", "--name-only", "refs/tasks/main").split()
+    linked = {task.spec_path for task in store.list(include_done=True)}
+    assert {name for name in on_ref if name.startswith("process/tasks/")} <= linked  # no orphans
+    records = git(root / paths[0].name, "show", "refs/tasks/main:.tasksync/records.json")
+    assert not re.search(r"[0-9]{16,}", records + " ".join(on_ref))  # no stand-in id leaks
 
 
 @pytest.mark.parametrize("seed", range(6))
