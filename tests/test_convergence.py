@@ -87,12 +87,16 @@ def assert_converged(root: Path, paths: list[Path], created: list[str], deleted:
     assert not re.search(r"[0-9]{16,}", records + " ".join(on_ref))  # no stand-in id leaks
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_random_work_through_one_remote_converges_with_every_task_once(
-    tmp_path: Path, seed: int
-) -> None:
+def random_work(root: Path, seed: int, *, with_peers: bool) -> None:
+    """Forty random steps on four clones of one remote (syncing with each other too, with
+    ``with_peers``), then the convergence checks."""
     rnd = random.Random(seed)
-    paths = clones_of_one_remote(tmp_path, 4)
+    paths = clones_of_one_remote(root, 4)
+    if with_peers:
+        for i, path in enumerate(paths):
+            for j, other in enumerate(paths):
+                if i != j:
+                    git(path, "remote", "add", f"p{j}", str(other))
     first = TaskStore.open(paths[0])
     first.init()
     first.sync()
@@ -102,8 +106,16 @@ def test_random_work_through_one_remote_converges_with_every_task_once(
     deleted: set[str] = set()
     for step in range(40):
         i = rnd.randrange(len(paths))
-        random_step(TaskStore.open(paths[i]), rnd, f"T{step}-c{i}", created, deleted)
-    assert_converged(tmp_path, paths, created, deleted)
+        peers = tuple(f"p{j}" for j in range(len(paths)) if j != i) if with_peers else ()
+        random_step(TaskStore.open(paths[i]), rnd, f"T{step}-c{i}", created, deleted, peers=peers)
+    assert_converged(root, paths, created, deleted)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_work_through_one_remote_converges_with_every_task_once(
+    tmp_path: Path, seed: int
+) -> None:
+    random_work(tmp_path, seed, with_peers=False)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -112,21 +124,4 @@ def test_random_work_with_peer_syncs_converges_with_every_task_once(
 ) -> None:
     # Clones also sync with each other, so histories that renumbered tasks differently meet:
     # tasks are matched by the identity they were created with, not by their ids.
-    rnd = random.Random(1000 + seed)
-    paths = clones_of_one_remote(tmp_path, 4)
-    for i, path in enumerate(paths):
-        for j, other in enumerate(paths):
-            if i != j:
-                git(path, "remote", "add", f"p{j}", str(other))
-    first = TaskStore.open(paths[0])
-    first.init()
-    first.sync()
-    for path in paths[1:]:
-        TaskStore.open(path).sync()
-    created: list[str] = []
-    deleted: set[str] = set()
-    for step in range(40):
-        i = rnd.randrange(len(paths))
-        peers = tuple(f"p{j}" for j in range(len(paths)) if j != i)
-        random_step(TaskStore.open(paths[i]), rnd, f"T{step}-c{i}", created, deleted, peers=peers)
-    assert_converged(tmp_path, paths, created, deleted)
+    random_work(tmp_path, 1000 + seed, with_peers=True)
