@@ -33,7 +33,6 @@ import argparse
 import cProfile
 import gc
 import io
-import json
 import pstats
 import random
 import shlex
@@ -46,7 +45,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from bench_status_set import Stats, load, machine, ms, sealed_environment, stats
+from bench_status_set import (
+    Stats,
+    load,
+    machine,
+    ms,
+    sealed_environment,
+    stats,
+    write_result,
+)
 
 from tasksync.markdown import Index, TaskLine, line_kind, split_lines
 from tasksync.merge import IndexMerge, merge3
@@ -585,9 +592,7 @@ def run(args: argparse.Namespace) -> None:
         ],
         "table": text,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_result(args.out, result)
 
 
 def best_ms(run: Callable[[], object], number: int = 5) -> float:

@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -575,6 +575,13 @@ def source_revision() -> str:
     return commit + ("+changes" if ask("status", "--porcelain", "--", ".") else "")
 
 
+def write_result(out: Path, result: Mapping[str, object]) -> None:
+    """Write a benchmark's JSON result file and say where it went."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
 def load() -> str:
     try:
         return " ".join(f"{value:.2f}" for value in os.getloadavg())
@@ -707,9 +714,7 @@ def run(args: argparse.Namespace) -> None:
         ],
         "table": table,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_result(args.out, result)
 
 
 # -- profiling ------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import shlex
 import socket
 import subprocess
@@ -57,6 +56,7 @@ from bench_status_set import (
     sealed_environment,
     stats,
     verdict,
+    write_result,
 )
 
 from tasksync import Status, TaskStore
@@ -527,9 +527,7 @@ def run(args: argparse.Namespace) -> None:
         ],
         "table": text,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}", file=sys.stderr)
+    write_result(args.out, result)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

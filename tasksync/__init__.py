@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .api import Merged, TaskStore
 from .errors import (
     AmbiguousTaskId,
@@ -15,6 +17,7 @@ from .errors import (
     ConfigError,
     ContentionTimeout,
     EditorFailed,
+    ExportError,
     FormatError,
     HookError,
     InvalidDescription,
@@ -22,30 +25,49 @@ from .errors import (
     InvalidTaskId,
     InvalidTitle,
     MergeDriverError,
+    MigrationError,
     NoConflict,
     NotARepository,
+    NotInHistory,
     NotInitialized,
     NotTasksHistory,
     PreconditionFailed,
     SpecNotFound,
     StoreError,
     SyncError,
+    TaskExists,
     TaskNotFound,
     TaskSyncError,
+    UndoRefused,
     UnknownRevision,
 )
 from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 
+if TYPE_CHECKING:
+    from .events import Event
+    from .merge import IndexMerge, merge3
+    from .service import SpecContent, TaskService
+
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str) -> object:
-    """The merge functions, imported on first use: most commands never merge."""
-    if name in ("merge3", "IndexMerge"):
-        from . import merge
+# Imported on first use: a one-shot command needs none of them.
+_LAZY = {
+    "merge3": "merge",
+    "IndexMerge": "merge",
+    "Event": "events",
+    "TaskService": "service",
+    "SpecContent": "service",
+}
 
-        return getattr(merge, name)
-    raise AttributeError(f"module 'tasksync' has no attribute {name!r}")
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tasksync' has no attribute {name!r}")
+    from importlib import import_module
+
+    return getattr(import_module(f".{module}", __name__), name)
 
 
 __all__ = [
@@ -55,6 +77,8 @@ __all__ = [
     "Conflict",
     "ContentionTimeout",
     "EditorFailed",
+    "Event",
+    "ExportError",
     "FormatError",
     "HistoryEntry",
     "HookError",
@@ -65,21 +89,27 @@ __all__ = [
     "InvalidTitle",
     "MergeDriverError",
     "Merged",
+    "MigrationError",
     "NoConflict",
     "NotARepository",
+    "NotInHistory",
     "NotInitialized",
     "NotTasksHistory",
     "PreconditionFailed",
     "Renumbering",
+    "SpecContent",
     "SpecNotFound",
     "Status",
     "StoreError",
     "SyncError",
     "Task",
+    "TaskExists",
     "TaskId",
     "TaskNotFound",
+    "TaskService",
     "TaskStore",
     "TaskSyncError",
+    "UndoRefused",
     "UnknownRevision",
     "__version__",
     "merge3",

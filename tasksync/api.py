@@ -5,11 +5,16 @@ from __future__ import annotations
 import builtins
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from .errors import NotInitialized, NotTasksHistory, SpecNotFound
+from .errors import (
+    NotInHistory,
+    NotTasksHistory,
+    SpecNotFound,
+    UnknownRevision,
+)
 from .markdown import INDEX_PATH, Index
 from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
@@ -18,11 +23,18 @@ from .transaction import Transactor
 from .workspace import Hub, Workspace, find_hub
 
 if TYPE_CHECKING:  # merging is imported when used: `git tasks status set` never needs it
+    import threading
+    from collections.abc import Callable
+
     from .editing import Edited, EditIndex, EditSpec
+    from .events import Event
+    from .export import Applied, Exported
     from .merge import IndexMerge
+    from .migrate import Migration
     from .records import Records
     from .sync import SyncResult
     from .trees import TreeMerge
+    from .watch import Watch
 
 TaskRef = str | int | TaskId
 _TRAILER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
@@ -35,6 +47,8 @@ class Merged(NamedTuple):
     commit: str | None  # the commit the ref moved to, None when it did not move
     conflicts: tuple[Conflict, ...]
     renumbered: tuple[Renumbering, ...]
+    #: From :meth:`TaskStore.merge_edits`: the commit holding the edits on their base.
+    applied: str | None = None
 
 
 def task_id(value: TaskRef) -> TaskId:
@@ -74,6 +88,7 @@ class TaskStore:
             timeout=workspace.retry_timeout,
             file_lock=workspace.file_lock,
             trailers=workspace.trailers(),
+            workdir=self._local.location.workdir,
         )
         #: The commit the last write through this handle made; None after a no-op.
         self.last_commit: str | None = None
@@ -127,7 +142,7 @@ class TaskStore:
 
         target = commit or self.head()
         if target is None:
-            raise NotInitialized(self.ref)
+            raise self._tx.not_initialized()
         return check_store_commit(self._repo, target, since=since)
 
     def sync(self, remote: str | None = None) -> SyncResult:
@@ -152,6 +167,34 @@ class TaskStore:
     def head(self) -> str | None:
         """The commit the ref points at now, or None before ``init``."""
         return self._repo.tip(self.ref)
+
+    def watch(
+        self,
+        since: str | None = None,
+        *,
+        callback: Callable[[Event], object] | None = None,
+        poll: bool = False,
+        interval: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Watch:
+        """The events of every commit landing on the ref after ``since`` (a revision
+        :meth:`state` accepts; default the tip now), oldest first, none skipped and none
+        twice, from whichever worktree or clone it came.
+
+        Iterate over the returned :class:`~tasksync.watch.Watch` (it waits for more until
+        stopped: ``watch.stop()`` or ``stop.set()`` from another thread), or give
+        ``callback``: it is called with each event until it returns False or the watch is
+        stopped, and then the watch is returned. ``poll`` does without inotify; ``interval``
+        is the seconds between looks at the ref (default 0.5 with inotify, 0.05 without).
+        Takes no lock and never writes; see :mod:`tasksync.watch`.
+        """
+        from .watch import Watch
+
+        start = None if since is None else self.state(since)  # a state of this ref, or refused
+        watch = Watch(self.store_dir, self.ref, start, poll=poll, interval=interval, stop=stop)
+        if callback is not None:
+            watch.run(callback)
+        return watch
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -221,10 +264,74 @@ class TaskStore:
         """
         if keep_ids not in (None, "ours", "theirs"):
             raise ValueError(f"keep_ids is {keep_ids!r}: use 'ours', 'theirs' or None")
-        from .trees import TreeSide, merge_trees
-
         other = self._repo.resolve_commit(revision)
         self._check_tasks_commit(revision, other)
+        return self._merge(other, revision, keep_ids, ())
+
+    def merge_edits(
+        self,
+        base: str,
+        edits: Mapping[str, str | None],
+        *,
+        summary: str,
+        landing: Callable[[str], None] | None = None,
+    ) -> Merged:
+        """Land edits made against an older state of the ref (``base``: a revision
+        :meth:`state` accepts): ``edits`` maps paths of the tasks tree (``process/tasks.md``,
+        ``process/tasks/NNN-slug.md``) to their new text, None to remove a spec.
+
+        The edits become a commit on ``base`` (subject ``summary``), merged into the tip like
+        :meth:`merge` does, so the tip's own changes since ``base`` are kept. Tasks the edits
+        add get creation identities: one added under an id the tip gave another task
+        meanwhile is the one renumbered. ``landing``, when given, is called with the commit
+        holding the edits before it is merged (to note it somewhere crash-safe).
+        """
+        from .editing import edits_change
+
+        start = self.state(base)
+        change = edits_change(self._repo.snapshot(start), dict(edits), summary)
+        if change is None:
+            return Merged("up-to-date", None, (), ())
+        side = self._tx.write_side(start, change)
+        if landing is not None:
+            landing(side)
+        merged = self._merge(
+            side, side[:10], "ours", (("Tasksync-Applied", side),), f"{summary} (merged)"
+        )
+        return merged._replace(applied=side)
+
+    def export(self, to: str | os.PathLike[str] | None = None, *, force: bool = False) -> Exported:
+        """Write the tip's ``process/tasks.md`` and spec files into a directory (default
+        ``.tasks/`` at the top of this worktree, made git-ignored) with a record of the commit
+        they came from, for tools that read files. Refuses to overwrite edits not applied yet
+        or files tasksync did not write, unless ``force``. See :mod:`tasksync.export`."""
+        from .export import export
+
+        return export(self, self._local, None if to is None else Path(to), force=force)
+
+    def apply(self, source: str | os.PathLike[str] | None = None) -> Applied:
+        """Merge the edits made to an exported copy back three-way against the commit it was
+        exported from (:meth:`merge_edits`), then bring the copy up to the new tip."""
+        from .export import apply
+
+        return apply(self, self._local, None if source is None else Path(source))
+
+    def _merge(
+        self,
+        other: str,
+        label: str,
+        keep_ids: str | None,
+        trailers: tuple[tuple[str, str], ...],
+        subject: str | None = None,
+        *,
+        against: str | None = None,
+    ) -> Merged:
+        """Merge ``other`` into the tip; ``against``, a state both contain, is the base the
+        contents are merged against instead of the merge base of the commit graph."""
+        from .imports import import_base
+        from .trees import TreeSide, merge_trees
+
+        revision = label
         seen: list[TreeMerge] = []
 
         def apply(snap: Snapshot) -> Change | str:
@@ -239,6 +346,9 @@ class TaskStore:
                     None, (), f"tasks: fast-forward to {revision}", (), None, target=other
                 )
             repo = self._repo
+            # Imports of one source commit hold the same files: a newer common state than
+            # the graph's when two workspaces imported the same history separately.
+            base = against or import_base(repo, tip, other, base)
             result = merge_trees(
                 repo.reader(base),
                 TreeSide(repo.changed(base, tip), repo.reader(tip)),
@@ -253,10 +363,11 @@ class TaskStore:
             return Change(
                 None if result.index_text is None else Index.parse(result.index_text),
                 result.files,
-                f"tasks: merged {revision}{extra}",
+                f"{subject or f'tasks: merged {revision}'}{extra}",
                 (
                     ("Tasksync-Operation", "merge"),
                     ("Tasksync-Merged", other),
+                    *trailers,
                     *(("Tasksync-Renumbered", f"{r.old} -> {r.new}") for r in result.renumbered),
                 ),
                 None,
@@ -297,6 +408,24 @@ class TaskStore:
         """Renumberings by merges from or to ``task``'s id: a task created as this id somewhere
         that got another one, or this task itself, created under another id."""
         return self._records().moved(task_id(task).number)
+
+    def undo(self, commit: str) -> HistoryEntry:
+        """Take back what ``commit`` (an operation of the ref's history: an id, or ``@{n}``)
+        did, with a new commit on the tip; never a reset. Raises UndoRefused, naming them,
+        when later operations touched the same task fields. Returns the new commit's entry
+        (its ``Tasksync-Undone`` trailer names the commit undone)."""
+        from .undo import undo_change
+
+        target = self.state(commit)
+
+        def apply(snap: Snapshot) -> Change:
+            assert snap.commit is not None  # noqa: S101 - run without create: the ref exists
+            return undo_change(self._repo, self.ref, target, snap.commit)
+
+        self.last_commit = None
+        _, self.last_commit = self._tx.run(apply)
+        assert self.last_commit is not None  # noqa: S101 - a Change always lands a commit
+        return history_entry(self._repo.commit_info(self.last_commit))
 
     def resolve(
         self, task: TaskRef | None, field: str | None = None, take: str | None = None
@@ -357,13 +486,79 @@ class TaskStore:
         _, self.last_commit = self._tx.run(run)
         return merged[0] if merged and self.last_commit is not None else None
 
+    # -- importing --------------------------------------------------------------------------------
+
+    def migrate(
+        self,
+        *,
+        history: bool = False,
+        dry_run: bool = False,
+        skip_non_utf8: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Migration:
+        """Import this worktree's in-tree ``process/tasks.md`` and specs into the ref.
+
+        Each state imported is one commit (HEAD's files, then the working tree's edits; with
+        ``history``, one per commit of HEAD's first-parent chain that changed the files, then
+        the edits; a commit's state keeps its author and committer), merged into the ref with
+        the in-tree ids winning any clash. A later run builds on the newest import whose source
+        commit HEAD contains; a run with nothing new writes nothing. ``progress(done, total)``
+        is told how far it is. The in-tree files are never removed. See
+        :mod:`tasksync.migrate`.
+        """
+        from .migrate import migrate
+
+        def land(chain: str, subject: str, against: str | None) -> Merged:
+            return self._merge(chain, chain[:12], "theirs", (), subject, against=against)
+
+        self.last_commit = None
+        return migrate(
+            self._local,
+            self._repo,
+            self.workspace,
+            land,
+            history=history,
+            dry_run=dry_run,
+            skip_non_utf8=skip_non_utf8,
+            progress=progress,
+        )
+
     # -- reads ----------------------------------------------------------------------------------
 
+    def state(self, revision: str) -> str:
+        """The commit of this ref's past that ``revision`` names: a commit id (short or full)
+        the ref's history contains or its reflog records, or a reflog entry ``@{n}`` (the
+        value ``n`` updates ago; ``@{0}`` is the tip). Raises NotInHistory otherwise."""
+        tip = self.head()
+        if tip is None:
+            raise self._tx.not_initialized()
+        text = revision.strip()
+        name = f"{self.ref}{text}" if text.startswith("@{") else text
+        try:
+            commit = self._repo.resolve_commit(name)
+        except UnknownRevision:
+            if text.startswith("@{") and not self._repo.has_reflog(self.ref):
+                raise NotInHistory(revision, self.ref, no_reflog=True) from None
+            raise NotInHistory(revision, self.ref) from None
+        if self._repo.is_ancestor(commit, tip) or self._repo.was_tip(self.ref, commit):
+            return commit
+        raise NotInHistory(revision, self.ref)
+
+    def _snapshot(self, at: str | None) -> Snapshot:
+        if at is None:
+            return self._tx.snapshot()
+        return self._repo.snapshot(self.state(at))
+
     def list(
-        self, status: Status | str | None = None, include_done: bool = False
+        self,
+        status: Status | str | None = None,
+        include_done: bool = False,
+        *,
+        at: str | None = None,
     ) -> builtins.list[Task]:
-        """Tasks in file order; DONE and CLOSED only with ``include_done`` or when asked for."""
-        snap = self._tx.snapshot()
+        """Tasks in file order; DONE and CLOSED only with ``include_done`` or when asked for.
+        With ``at`` (see :meth:`state`), as they were at that state of the ref."""
+        snap = self._snapshot(at)
         wanted = None if status is None else _status(status)
         out = []
         for entry in snap.index:
@@ -374,33 +569,58 @@ class TaskStore:
             out.append(snap.task(entry))
         return out
 
-    def get(self, task: TaskRef) -> Task:
-        snap = self._tx.snapshot()
+    def get(self, task: TaskRef, *, at: str | None = None) -> Task:
+        """One task, now or ``at`` a past state of the ref (see :meth:`state`)."""
+        snap = self._snapshot(at)
         return snap.task(snap.index.find(task_id(task)))
 
-    def spec(self, task: TaskRef) -> str:
-        """The text of the task's spec file."""
-        snap = self._tx.snapshot()
+    def spec(self, task: TaskRef, *, at: str | None = None) -> str:
+        """The text of the task's spec file (``at`` a past state: see :meth:`state`)."""
+        snap = self._snapshot(at)
         entry = snap.index.find(task_id(task))
         text = snap.spec_text(entry)
         if text is None:
             raise SpecNotFound(str(entry.id), entry.spec_path)
         return text
 
-    def index_text(self) -> str:
-        """``process/tasks.md`` as it is on the ref now."""
-        return self._tx.snapshot().index.text
+    def files(self, *, at: str | None = None) -> dict[str, str]:
+        """Every file users edit on the ref (``process/tasks.md`` and the spec files under
+        ``process/tasks/``) by path, now or ``at`` a past state; tasksync's own records and
+        anything that is not a plain file are left out."""
+        from .markdown import SPEC_DIR
+
+        commit = self._snapshot(at).commit
+        if commit is None:  # pragma: no cover - a snapshot of an existing ref has a commit
+            return {}
+        read = self._repo.reader(commit)
+        out: dict[str, str] = {}
+        for path, kind in self._repo.tree_entries(commit):
+            if kind != "blob":
+                continue
+            if path == INDEX_PATH or (path.startswith(SPEC_DIR + "/") and path.endswith(".md")):
+                text = read(path)
+                if text is not None:
+                    out[path] = text
+        return out
+
+    def index_text(self, *, at: str | None = None) -> str:
+        """``process/tasks.md`` as it is on the ref now (or ``at`` a past state)."""
+        return self._snapshot(at).index.text
 
     def history(
         self, task: TaskRef | None = None, limit: int | None = None
     ) -> builtins.list[HistoryEntry]:
-        """Operations on the ref, newest first; only those touching ``task`` when given."""
+        """Operations on the ref, newest first; only those touching ``task`` when given.
+
+        Every commit the tip reaches is listed, those a merge brought in (from a remote, a
+        migrated history, an applied export) included, as ``git log`` lists them.
+        """
         wanted = None if task is None else task_id(task).number
         out: list[HistoryEntry] = []
         tip = self._repo.tip(self.ref)
         if tip is None:
-            raise NotInitialized(self.ref)
-        for commit in self._repo.first_parents(tip):
+            raise self._tx.not_initialized()
+        for commit in self._repo.ancestors(tip):
             entry = history_entry(commit)
             if wanted is not None and not any(_number(i) == wanted for i in entry.task_ids):
                 continue

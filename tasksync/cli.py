@@ -93,10 +93,17 @@ def init(ctx: click.Context) -> None:
 )
 @click.option("--all", "include_done", is_flag=True, help="Include DONE and CLOSED tasks.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of task objects.")
+@click.option(
+    "--at",
+    metavar="REV",
+    help="As at REV: a commit of the tasks ref's history (see log) or a reflog entry such as @{1}.",
+)
 @click.pass_context
-def list_(ctx: click.Context, status: str | None, include_done: bool, as_json: bool) -> None:
+def list_(
+    ctx: click.Context, status: str | None, include_done: bool, as_json: bool, at: str | None
+) -> None:
     """List tasks (DONE and CLOSED are hidden unless --all or --status asks for them)."""
-    tasks = _store(ctx).list(status=status, include_done=include_done)
+    tasks = _store(ctx).list(status=status, include_done=include_done, at=at)
     if as_json:
         _json([t.to_json() for t in tasks])
         return
@@ -108,10 +115,15 @@ def list_(ctx: click.Context, status: str | None, include_done: bool, as_json: b
 @cli.command()
 @click.argument("task_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as a JSON object.")
+@click.option(
+    "--at",
+    metavar="REV",
+    help="As at REV: a commit of the tasks ref's history (see log) or a reflog entry such as @{1}.",
+)
 @click.pass_context
-def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
+def get(ctx: click.Context, task_id: str, as_json: bool, at: str | None) -> None:
     """Show one task: title, status, spec path, description and any merge conflicts."""
-    task = _store(ctx).get(task_id)
+    task = _store(ctx).get(task_id, at=at)
     if as_json:
         _json(task.to_json())
         return
@@ -121,6 +133,8 @@ def get(ctx: click.Context, task_id: str, as_json: bool) -> None:
     if task.description:
         click.echo("")
         click.echo(task.description)
+    if at is not None:  # conflict and renumbering notes describe the present
+        return
     from .cli_merge import conflict_line
 
     store = _store(ctx)
@@ -161,9 +175,15 @@ def status_get(ctx: click.Context, task_id: str) -> None:
 @click.argument("task_id", metavar="ID")
 @click.argument("new_status", metavar="STATUS")
 @click.option("--expect", metavar="OLD", help="Only if the status is still OLD (else exit 1).")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as a JSON object.")
 @click.pass_context
-def status_set(ctx: click.Context, task_id: str, new_status: str, expect: str | None) -> None:
+def status_set(
+    ctx: click.Context, task_id: str, new_status: str, expect: str | None, as_json: bool
+) -> None:
     task = _store(ctx).set_status(task_id, new_status, expect=expect)
+    if as_json:
+        _json(task.to_json())
+        return
     click.echo(f"{task.id} {task.status.value}")
 
 
@@ -281,8 +301,9 @@ def edit(
 @cli.command()
 @click.argument("task_id", metavar="ID")
 @click.option("--force", "-f", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--json", "as_json", is_flag=True, help="Print the deleted task as a JSON object.")
 @click.pass_context
-def delete(ctx: click.Context, task_id: str, force: bool) -> None:
+def delete(ctx: click.Context, task_id: str, force: bool, as_json: bool) -> None:
     """Delete a task: its line, its description and its spec file."""
     store = _store(ctx)
     if not force:
@@ -295,15 +316,33 @@ def delete(ctx: click.Context, task_id: str, force: bool) -> None:
             click.echo(f"Kept {task.id}.")
             ctx.exit(1)
     task = store.delete(task_id)
+    if as_json:
+        _json(task.to_json())
+        return
     click.echo(f"Deleted {task.id} {task.title}")
 
 
 @cli.command()
 @click.argument("task_id", metavar="ID")
+@click.option(
+    "--at",
+    metavar="REV",
+    help="As at REV: a commit of the tasks ref's history (see log) or a reflog entry such as @{1}.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print an object with content, spec_path and task."
+)
 @click.pass_context
-def spec(ctx: click.Context, task_id: str) -> None:
+def spec(ctx: click.Context, task_id: str, at: str | None, as_json: bool) -> None:
     """Print a task's spec file."""
-    click.echo(_store(ctx).spec(task_id), nl=False)
+    store = _store(ctx)
+    if as_json:
+        state = store.state(at) if at is not None else store.head()  # one state for both
+        task = store.get(task_id, at=state)
+        text = store.spec(task.id, at=state)
+        _json({"content": text, "spec_path": task.spec_path, "task": task.to_json()})
+        return
+    click.echo(store.spec(task_id, at=at), nl=False)
 
 
 def _log_line(entry: HistoryEntry) -> str:
@@ -311,7 +350,8 @@ def _log_line(entry: HistoryEntry) -> str:
 
     when = _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(entry.time + entry.offset_minutes * 60))
     where = f" [{entry.workspace}]" if entry.workspace else ""
-    return f"{entry.commit[:10]} {when}{where} {entry.summary}"
+    name = entry.author.rsplit(" <", 1)[0]
+    return f"{entry.commit[:10]} {when} {name}{where}  {entry.summary}"
 
 
 @cli.command()
@@ -322,7 +362,11 @@ def _log_line(entry: HistoryEntry) -> str:
 )
 @click.pass_context
 def log(ctx: click.Context, task_id: str | None, as_json: bool, max_count: int | None) -> None:
-    """Show the operations on the tasks ref, newest first (only those of ID when given)."""
+    """Show the operations on the tasks ref, newest first (only those of ID when given).
+
+    Each line: commit, time, author, [workspace] and what changed. Operations that merges
+    brought in (from remotes, a migrated history, an applied export) are listed too.
+    """
     entries = _store(ctx).history(task_id, limit=max_count)
     if as_json:
         _json([e.to_json() for e in entries])
@@ -401,7 +445,11 @@ def main(argv: Iterable[str] | None = None) -> NoReturn:
 # The merge and hook commands live in their own modules; importing them registers them on
 # `cli`.
 from . import (  # noqa: E402, F401
+    cli_export,
+    cli_history,
     cli_hooks,
     cli_merge,
+    cli_migrate,
     cli_sync,
+    cli_watch,
 )

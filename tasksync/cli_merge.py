@@ -77,15 +77,11 @@ def edit_spec_text(store: TaskStore, task_id: str) -> None:
 
 def conflict_line(conflict: Conflict) -> str:
     """One line saying what a merge kept and what it set aside."""
-    where = "lines outside tasks" if conflict.task is None else f"{conflict.task} {conflict.field}"
+    from .events import conflict_text
+
     if conflict.field == "spec":
-        return (
-            f"{conflict.task} spec: both sides changed the same lines; the file took the "
-            "winning side's lines (both versions: `git tasks conflicts --json`)"
-        )
-    if conflict.field == "deleted":
-        return f"{conflict.task}: deleted on one side, changed on the other; kept the change"
-    return f"{where}: kept {_brief(conflict.kept)} (set aside: {_brief(conflict.lost)})"
+        return conflict_text(conflict) + " (both versions: `git tasks conflicts --json`)"
+    return conflict_text(conflict)
 
 
 @cli.command()
@@ -211,13 +207,3 @@ def _renumbered_text(moved: Renumbering) -> str:
     if moved.old_path and moved.new_path and moved.old_path != moved.new_path:
         text += f"; move its spec {moved.old_path} to {moved.new_path}"
     return text
-
-
-def _brief(value: str | None, width: int = 60) -> str:
-    """A value on one short line: its first non-blank line, cut at ``width``."""
-    lines = [line.strip() for line in (value or "").splitlines() if line.strip()]
-    if not lines:
-        return "nothing" if value is None else repr(value)
-    more = len(lines) - 1
-    text = lines[0] if not more else f"{lines[0]} (+{more} line{'s' if more > 1 else ''})"
-    return text if len(text) <= width else text[: width - 1] + "…"

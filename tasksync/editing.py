@@ -7,6 +7,7 @@ tip is when it lands, so nothing another workspace wrote while the editor was op
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 from . import records
@@ -256,3 +257,51 @@ def _records(
     kept = kept.with_renumbered(renumbered).with_highest(highest)
     text = records.render(kept)
     return [] if text == old else [(RECORDS_PATH, text)]
+
+
+def edits_change(base: Snapshot, edits: dict[str, str | None], summary: str) -> Change | None:
+    """Files edited away from the ref (``edits``: path → new text, None to remove a spec) as
+    a change on ``base``, the state they were edited from; None when nothing differs.
+
+    Tasks the edits add get creation identities and removed ones give theirs up, as
+    ``create`` and ``delete`` do, and the highest id is kept: merged into a tip that gave one
+    of their ids to another task meanwhile, the added task is the one renumbered, and no id
+    is given twice.
+    """
+    from .events import diff
+
+    index: Index | None = None
+    files: list[tuple[str, str | None]] = []
+    for path, text in sorted(edits.items()):
+        if path == INDEX_PATH and text is not None:
+            index = None if text == base.index.text else Index.parse(text)
+        elif path.startswith(SPEC_DIR + "/") and path.endswith(".md") and path != INDEX_PATH:
+            if text != base.read(path):
+                files.append((path, text))
+        else:
+            raise ValueError(f"{path!r} is not a file of the tasks tree; edit tasks.md or specs")
+    if index is None and not files:
+        return None
+    before = {entry.id.number for entry in base.index}
+    after = before if index is None else {entry.id.number for entry in index}
+    kept = records.parse(base.read(RECORDS_PATH))
+    uids = {n: uid for n, uid in kept.uid_map().items() if n in after}
+    for number in sorted(after - before):
+        uids.setdefault(number, os.urandom(8).hex())
+    kept = kept.with_uids(uids).with_highest(max(before | after, default=0))
+    text = records.render(kept)
+    if text != base.read(RECORDS_PATH):
+        files.append((RECORDS_PATH, text))
+    overlay = dict(files)
+    if index is not None:
+        overlay[INDEX_PATH] = index.text
+
+    def read(path: str) -> str | None:
+        return overlay[path] if path in overlay else base.read(path)
+
+    tasks = sorted({e.task for e in diff(base.read, read, frozenset(overlay)) if e.task})
+    trailers = [("Tasksync-Operation", "edit")]
+    if base.commit is not None:
+        trailers.append(("Tasksync-Base", base.commit))
+    trailers += [("Tasksync-Task", str(task)) for task in tasks]
+    return Change(index, tuple(files), summary, tuple(trailers), None)

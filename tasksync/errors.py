@@ -37,9 +37,17 @@ class NotARepository(TaskSyncError):
 class NotInitialized(TaskSyncError):
     """The tasks ref does not exist yet."""
 
-    def __init__(self, ref: str) -> None:
+    def __init__(self, ref: str, in_tree: bool = False) -> None:
         self.ref = ref
-        super().__init__(f"no task store: {ref} does not exist; run `git tasks init` first")
+        #: Whether the worktree holds an in-tree process/tasks.md (the old layout) to import.
+        self.in_tree = in_tree
+        if in_tree:
+            super().__init__(
+                f"no task store: {ref} does not exist, and process/tasks.md is in the working "
+                "tree; run `git tasks migrate` to import it (`git tasks init` would start empty)"
+            )
+        else:
+            super().__init__(f"no task store: {ref} does not exist; run `git tasks init` first")
 
 
 class ConfigError(TaskSyncError, ValueError):
@@ -80,6 +88,21 @@ class AmbiguousTaskId(TaskSyncError, KeyError):
             f"task id {task_id} appears more than once in process/tasks.md (lines {where}); "
             "renumber the duplicates by hand first (docs/format.md, "
             "'Changing the files with plain git')"
+        )
+
+
+class TaskExists(TaskSyncError, ValueError):
+    """A spec file to create a task from names, in its heading, an id a task already has."""
+
+    def __init__(self, task_id: str, title: str, path: str) -> None:
+        self.task_id = task_id
+        self.title = title
+        self.path = path
+        super().__init__(
+            f"task {task_id} ({title!r}) already exists and {path} names it in its heading; "
+            f"compare them with `git tasks spec {task_id}`, and to add the file as a new task "
+            "with the next free id pass force=True (or run `git tasks create --spec-file "
+            f"{path}`)"
         )
 
 
@@ -214,6 +237,56 @@ class NotTasksHistory(TaskSyncError, ValueError):
         )
 
 
+class NotInHistory(TaskSyncError, KeyError):
+    """A revision to read the past at is not a state the tasks ref has had."""
+
+    def __init__(self, revision: str, ref: str, *, no_reflog: bool = False) -> None:
+        self.revision = revision
+        self.ref = ref
+        if no_reflog:
+            super().__init__(
+                f"{revision!r} names a reflog entry, but {ref} has no reflog (it was created "
+                "outside tasksync); name a commit `git tasks log` lists, and run "
+                "`git tasks init` to start the reflog"
+            )
+            return
+        super().__init__(
+            f"{revision!r} is not a state of {ref}; name a commit `git tasks log` lists "
+            "or a reflog entry such as @{1}"
+        )
+
+
+class UndoRefused(TaskSyncError, ValueError):
+    """An undo would overwrite later operations on the same task fields."""
+
+    def __init__(
+        self, commit: str, later: Iterable[tuple[str, str, str]], *, reason: str = ""
+    ) -> None:
+        self.commit = commit
+        #: (later commit, task id, field) for every later change in the way.
+        self.later = tuple(later)
+        if reason:
+            super().__init__(f"not undoing {commit[:10]}: {reason}; nothing comes before it")
+            return
+        shown = "; ".join(f"{c[:10]} changed {task} {field}" for c, task, field in self.later[:5])
+        more = f" and {len(self.later) - 5} more" if len(self.later) > 5 else ""
+        newest = self.later[0][0][:10] if self.later else ""
+        super().__init__(
+            f"not undoing {commit[:10]}: later operations touched the same fields "
+            f"({shown}{more}); undo those first, newest first (`git tasks undo {newest}`), "
+            "or change the task by hand"
+        )
+
+
+class ExportError(TaskSyncError):
+    """An export copy cannot be written or applied as asked (edits not applied yet, files
+    tasksync did not write, a copy of another ref...). The ref and the copy are untouched."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        self.problem = problem
+        super().__init__(f"{problem}; {fix}")
+
+
 class NoConflict(TaskSyncError, KeyError):
     """resolve was asked about a task (or field) that has no conflict record."""
 
@@ -274,3 +347,17 @@ class HookError(TaskSyncError):
         self.path = path
         self.problem = problem
         super().__init__(f"{path}: {problem}; {fix}")
+
+
+class MigrationError(TaskSyncError):
+    """``migrate`` cannot import the in-tree task files (there are none, one is not UTF-8, the
+    tasks ref's imports are of a history this worktree does not contain, or there is no
+    working tree); nothing was written."""
+
+    def __init__(self, path: str, problem: str, fix: str, commit: str | None = None) -> None:
+        self.path = path
+        self.problem = problem
+        self.commit = commit  # the commit the file is in; None for the working tree
+        where = f" at {commit[:12]}" if commit else ""
+        shown = path if path.isprintable() else repr(path)  # one line, whatever the name
+        super().__init__(f"{shown}{where}: {problem}; nothing was imported; {fix}")

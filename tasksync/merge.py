@@ -98,8 +98,11 @@ def merge3(
         text = _assemble(tokens, merged, docs, conflicts)
     b, o, t = docs
     final = o.final_newline if t.final_newline == b.final_newline else t.final_newline
-    if not final and text.endswith("\n"):  # the line ending added to the last line goes
-        text = text[:-2] if text.endswith("\r\n") else text[:-1]
+    if not ours or not theirs:  # an emptied file has no last line to end either way
+        final = (t if ours == "" else o).final_newline if ours or theirs else b.final_newline
+    if not final:  # the line ending added to the last line goes, with any blank line a
+        # removed task's separator left after it: such a file never ends in a line ending
+        text = text.rstrip("\r\n")
     return IndexMerge(text, tuple(sorted(conflicts, key=_conflict_key)), tuple(renumbered))
 
 

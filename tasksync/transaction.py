@@ -15,11 +15,13 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from pathlib import Path
 from typing import TypeVar
 
-from .errors import ContentionTimeout, NotInitialized, TaskSyncError
+from .errors import ContentionTimeout, NotInitialized, StoreError, TaskSyncError
 from .identity import ENV_KEYS, Signatures, resolve
 from .lock import KernelLock, LockTimeout
+from .markdown import INDEX_PATH
 from .operations import Change, Snapshot
 from .store import Repo, WriteFailed
 
@@ -44,8 +46,11 @@ class Transactor:
         timeout: float,
         file_lock: bool,
         trailers: tuple[tuple[str, str], ...] = (),
+        workdir: Path | None = None,
     ) -> None:
         self.repo = repo
+        # The worktree whose in-tree process/tasks.md, when there is one, an absent ref names.
+        self.workdir = workdir
         self.ref = ref
         self.timeout = timeout
         self.file_lock = file_lock
@@ -61,8 +66,14 @@ class Transactor:
         """The tip as it is now; raises NotInitialized before ``init``."""
         tip = self.repo.tip(self.ref)
         if tip is None:
-            raise NotInitialized(self.ref)
+            raise self.not_initialized()
         return self.repo.snapshot(tip)
+
+    def not_initialized(self) -> NotInitialized:
+        """The error for an absent ref: it points to ``git tasks migrate`` when the worktree
+        still holds an in-tree process/tasks.md (the old layout), else to ``init``."""
+        found = self.workdir is not None and (self.workdir / INDEX_PATH).is_file()
+        return NotInitialized(self.ref, in_tree=found)
 
     def run(
         self, operation: Callable[[Snapshot], Change | T], *, create: bool = False
@@ -75,12 +86,7 @@ class Transactor:
         """
         started = time.monotonic()
         deadline = started + self.timeout
-        key = tuple(os.environ.get(name) for name in ENV_KEYS)
-        signatures = self._identities.get(key)
-        if signatures is None:
-            signatures = resolve(self.repo.config, os.environ)
-            self.repo.check_signatures(signatures)
-            self._identities = {key: signatures}
+        signatures = self._signatures()
         # A unique id per operation makes its commit unique: two writers making the same change
         # from the same tip in the same second would otherwise write the same commit, and the
         # loser, seeing the ref at "its" commit, would wrongly believe it had landed.
@@ -93,7 +99,7 @@ class Transactor:
                     attempts += 1
                     tip = self.repo.tip(self.ref)
                     if tip is None and not create:
-                        raise NotInitialized(self.ref)
+                        raise self.not_initialized()
                     result = operation(self.repo.snapshot(tip))
                     if not isinstance(result, Change):
                         return result, None
@@ -113,6 +119,26 @@ class Transactor:
                 self.ref, seconds, attempts, writer_lock=str(self.lock_path)
             ) from None
 
+    def _signatures(self) -> Signatures:
+        key = tuple(os.environ.get(name) for name in ENV_KEYS)
+        signatures = self._identities.get(key)
+        if signatures is None:
+            signatures = resolve(self.repo.config, os.environ)
+            self.repo.check_signatures(signatures)
+            self._identities = {key: signatures}
+        return signatures
+
+    def write_side(self, parent: str | None, change: Change) -> str:
+        """Write ``change`` as a commit on ``parent`` that no ref points at: one side of a
+        merge the loop lands next. Unreachable until then, like any attempt's objects."""
+        trailers = (*self.trailers, ("Tasksync-Op-Id", os.urandom(8).hex()))
+        try:
+            return self.repo.write_commit(
+                parent, change, change.message_with(trailers), self._signatures()
+            )
+        except WriteFailed as error:
+            raise StoreError("writing a commit", str(error), "check `git fsck`") from None
+
     def _attempt(
         self,
         tip: str | None,
@@ -131,6 +157,7 @@ class Transactor:
             if self.before_swap is not None:
                 self.before_swap()
             if tip is None:
+                self.repo.ensure_reflog(self.ref)  # so @{n} names every later state
                 self.repo.add_if_new(self.ref, new, change.summary)
             else:
                 self.repo.set_if_equals(self.ref, tip, new, change.summary)

@@ -342,16 +342,20 @@ class _Identities:
         by_stand_in = {v: uid for uid, v in self._stand_in.items()}
         taken = {n for n in blocks if n < VIRTUAL}
         b, o, t = self._numbers
-        wanted: list[tuple[int, str, int, str]] = []  # (id wanted, block, stand-in, identity)
+        # (id wanted, yields, block, stand-in, identity): with ``renumber`` naming a side, a
+        # task of the other side that already has the id it asks for keeps it.
+        wanted: list[tuple[int, int, str, int, str]] = []
+        kept = {"ours": t, "theirs": o}.get(renumber or "", {})
         for v, block in blocks.items():
             uid = by_stand_in.get(v)
             if uid is None:
                 continue
-            wanted.append((_wanted(b.get(uid), o.get(uid), t.get(uid), renumber), block, v, uid))
+            asked = _wanted(b.get(uid), o.get(uid), t.get(uid), renumber)
+            wanted.append((asked, 0 if kept.get(uid) == asked else 1, block, v, uid))
         free = max(highest, *taken, *o.values(), *t.values(), *b.values(), 0) + 1
         ids: dict[int, int] = {}
         uids: dict[int, str] = {}
-        for asked, _, v, uid in sorted(wanted):
+        for asked, _, _, v, uid in sorted(wanted):
             number = asked
             if number < 1 or number in taken:  # another task has it: the next free one
                 number, free = free, free + 1
@@ -362,7 +366,7 @@ class _Identities:
         moved: list[Renumbering] = []
         moves: list[tuple[str, str, TaskId, str]] = []
         final = task_blocks(real_text)
-        for _, block, v, uid in wanted:
+        for _, _, block, v, uid in wanted:
             new = ids[v]
             entry_old = Index.parse(block).tasks[0]
             entry_new = Index.parse(final[new]).tasks[0]

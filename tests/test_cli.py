@@ -245,10 +245,9 @@ def test_log(ready: Path) -> None:
     lines = ok(ready, "log").splitlines()
     commits = git(ready, "rev-list", REF).split()
     assert len(lines) == len(commits) == 5
-    assert lines[0] == f"{commits[0][:10]} 2023-11-14 22:13 [repo] #001: status TODO → BLOCKED"
-    assert (
-        lines[-1] == f"{commits[-1][:10]} 2023-11-14 22:13 [repo] tasks: initialized the task store"
-    )
+    when = "2023-11-14 22:13 Test Author [repo] "
+    assert lines[0] == f"{commits[0][:10]} {when} #001: status TODO → BLOCKED"
+    assert lines[-1] == f"{commits[-1][:10]} {when} tasks: initialized the task store"
     assert ok(ready, "log", "1").splitlines() == [lines[0], lines[-2]]
     assert ok(ready, "log", "-n", "1") == lines[0] + "\n"
 

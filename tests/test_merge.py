@@ -501,7 +501,9 @@ def test_merged_text_parses_and_renders_back_in_the_files_style(case: Case) -> N
     assert Index.from_lines(index.lines).tasks == index.tasks
     if text:
         assert text.endswith("\n") == case.base.final_newline
-    if case.base.eol == "\r\n":
+    sides = (case.base.text, case.ours.text, case.theirs.text)
+    if case.base.eol == "\r\n" and any("\n" in side for side in sides):
+        # (three files without a single line break have no line ending to follow)
         assert text.count("\n") == text.count("\r\n"), "a bare LF in a CRLF file"
 
 
@@ -1066,3 +1068,12 @@ def test_moved_to_different_places_on_both_sides_keeps_the_first_place() -> None
     conflict = merged.conflicts[0]
     assert (conflict.base, conflict.kept) == ("first", "after #002")
     assert {conflict.ours, conflict.theirs} == {"after #002", "after #003"}
+
+
+def test_a_task_kept_against_a_delete_of_everything_keeps_the_missing_final_newline() -> None:
+    """An emptied side has no last line: the kept side's ending stands."""
+    changed = "- [!] Add [#001](tasks/001-add.md)"
+    base = "- [ ] Add [#001](tasks/001-add.md)"
+    assert merge3(base, "", changed).text == changed
+    assert merge3(base, changed, "").text == changed
+    assert merge3(base + "\n", "", changed + "\n").text == changed + "\n"

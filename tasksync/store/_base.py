@@ -1,0 +1,348 @@
+"""The part of :class:`~tasksync.store.Repo` every other part builds on: opening a
+repository, its configuration, and reading refs, commits, trees and task files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NamedTuple, TypeVar
+
+import pygit2
+
+from ..cache import LOOKED_UP, NAMES, PARSED, TEXTS
+from ..errors import ConfigError, FormatError, NotARepository, StoreError
+from ..markdown import INDEX_PATH, Index
+from ..operations import Snapshot
+
+
+class Location(NamedTuple):
+    """Where a path's repository lives."""
+
+    git_dir: Path  # this worktree's git dir (``.git`` or ``.git/worktrees/NAME``)
+    common_dir: Path  # shared by all worktrees: objects, refs, config
+    workdir: Path | None  # None for a bare repository
+    branch: str | None  # the checked-out branch, None when detached or bare
+
+
+class Commit(NamedTuple):
+    """A commit of the tasks ref, as callers see it."""
+
+    id: str
+    parents: tuple[str, ...]
+    message: str
+    author: str
+    time: int
+    offset_minutes: int
+
+
+class TaskFiles(NamedTuple):
+    """The in-tree task files of one state of a project (a commit, or its working tree), as
+    ``git tasks migrate`` imports them: ``process/tasks.md`` and every ``*.md`` file under
+    ``process/tasks/``, by blob id."""
+
+    tasks_md: str | None  # blob id of process/tasks.md; None when there is none
+    specs: tuple[tuple[str, str], ...]  # (path, blob id) of each spec file, sorted by path
+    tree: str | None  # the tree id of process/tasks as found (None: none, or a working tree)
+    reusable: bool  # that tree holds exactly the spec files, as plain files: written as it is
+    left_out: tuple[str, ...]  # other paths under process/tasks/, which are not imported
+
+    def same_files(self, other: TaskFiles | None) -> bool:
+        """Whether ``other`` holds the same files with the same contents."""
+        if other is None or self.tasks_md != other.tasks_md:
+            return False
+        return (self.tree is not None and self.tree == other.tree) or self.specs == other.specs
+
+
+class WriteFailed(Exception):
+    """A write did not land: the ref moved, a lock was busy, or git failed to write.
+
+    Internal to the write path: the transaction loop catches it and re-reads the ref.
+    """
+
+
+_R = TypeVar("_R", bound="_Base")
+
+
+class _Base:
+    """The repository handle, its configuration and its reads."""
+
+    def __init__(self, repo: pygit2.Repository, location: Location) -> None:
+        self._repo = repo
+        self.location = location
+        self._config_snapshot: pygit2.Config | None = None
+        self._config_values: dict[str, str | None] = {}
+        self._read_refs: dict[str, pygit2.Reference] = {}
+
+    @classmethod
+    def discover(cls: type[_R], path: str | os.PathLike[str]) -> _R:
+        start = Path(path).absolute()
+        try:
+            found = pygit2.discover_repository(str(start))
+            repo = pygit2.Repository(found) if found else None
+        except pygit2.GitError as error:
+            raise NotARepository(f"{start} ({error})") from error
+        if repo is None:
+            raise NotARepository(str(start))
+        git_dir = Path(repo.path)
+        common = git_dir
+        commondir_file = git_dir / "commondir"
+        if commondir_file.is_file():
+            common = (git_dir / commondir_file.read_text(encoding="utf-8").strip()).resolve()
+        branch = None
+        if not repo.is_bare and not repo.head_is_detached and not repo.head_is_unborn:
+            branch = repo.head.shorthand
+        workdir = Path(repo.workdir) if repo.workdir else None
+        return cls(repo, Location(git_dir, common, workdir, branch))
+
+    @classmethod
+    def open_exact(cls: type[_R], path: Path) -> _R | None:
+        """The repository at exactly ``path`` (its top directory or its git dir), or None when
+        there is none there: unlike :meth:`discover`, never a repository further up."""
+        try:
+            found = pygit2.discover_repository(str(path), False, str(path.parent))
+            if not found:
+                return None
+            opened = cls.discover(path)
+            git_dir = opened.location.git_dir.resolve()
+            workdir = opened.location.workdir
+            here = path.resolve()
+            # The repository of exactly this directory: its git dir, or its worktree's top
+            # (a linked worktree's git dir lives inside the main repository's).
+            if git_dir != here and (workdir is None or workdir.resolve() != here):
+                return None
+            return opened
+        except (pygit2.GitError, OSError, NotARepository):
+            return None
+
+    # -- config ---------------------------------------------------------------------------------
+
+    def _config(self) -> pygit2.Config:
+        # One read-only snapshot of the layered config per open repository: each access to
+        # ``Repository.config`` would parse every config file again.
+        if self._config_snapshot is None:
+            try:
+                self._config_snapshot = self._repo.config.snapshot()
+            except pygit2.GitError as error:
+                raise ConfigError(
+                    "config", str(error), "fix the file with `git config --edit`"
+                ) from error
+        return self._config_snapshot
+
+    def config(self, key: str) -> str | None:
+        if key in self._config_values:
+            return self._config_values[key]
+        try:
+            found: str | None = str(self._config()[key])
+        except KeyError:
+            found = None
+        except UnicodeDecodeError:
+            raise ConfigError(
+                key, "its value is not valid UTF-8", f"set it again with `git config {key} VALUE`"
+            ) from None
+        except pygit2.GitError as error:
+            raise ConfigError(key, str(error), "fix it with `git config --edit`") from error
+        self._config_values[key] = found
+        return found
+
+    def config_bool(self, key: str, default: bool) -> bool:
+        if self.config(key) is None:
+            return default
+        try:
+            return bool(self._config().get_bool(key))
+        except pygit2.GitError as error:
+            raise ConfigError(
+                key, "not a boolean", f"set it with `git config {key} true` (or false)"
+            ) from error
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def tip(self, ref: str) -> str | None:
+        """The commit id ``ref`` points at, or None when it does not exist."""
+        try:
+            reference = self._repo.references.get(ref)
+        except (pygit2.GitError, ValueError) as error:
+            raise StoreError(f"reading {ref}", str(error), "check `git show-ref`") from error
+        if reference is None:
+            return None
+        target = reference.target
+        if not isinstance(target, pygit2.Oid):
+            raise FormatError(ref, "is a symbolic ref; tasks refs point at commits")
+        # Kept for the compare-and-swap that usually follows: libgit2 compares against the
+        # value a Reference was looked up with, which is exactly the tip just read.
+        self._read_refs[ref] = reference
+        return str(target)
+
+    def snapshot(self, commit_id: str | None) -> Snapshot:
+        """The task files of ``commit_id`` (an empty store for None)."""
+        if commit_id is None:
+            return Snapshot(Index.parse(""), lambda path: None, None)
+        tree = self._tree(self._commit(commit_id), commit_id)
+        blob_id = _blob_id(tree, INDEX_PATH)
+        index = Index.parse("") if blob_id is None else self._index(blob_id)
+
+        def read(path: str) -> str | None:
+            found = self._lookup(tree, path)
+            return None if found is None else self._text(found, path)
+
+        return Snapshot(index, read, commit_id)
+
+    def _lookup(self, tree: pygit2.Tree, path: str) -> str | None:
+        """The blob id at ``path``; big directories are indexed once they are read twice.
+
+        libgit2 keeps no large tree in its object cache, so each lookup in a directory of
+        thousands of spec files inflates and scans it again; a process that reads the same
+        directory a second time gets a name map for it instead.
+        """
+        directory, _, name = path.rpartition("/")
+        try:
+            entry = tree[directory] if directory else None
+        except (KeyError, ValueError):
+            return None
+        except pygit2.GitError as error:
+            raise FormatError(directory, f"cannot be read ({error})") from None
+        if entry is None or entry.type_str != "tree":
+            return _blob_id(tree, path)
+        key = str(entry.id)
+        names = NAMES.get(key)
+        if names is None:
+            if LOOKED_UP.get(key) is None:
+                LOOKED_UP.put(key, True)
+                return _blob_id(tree, path)
+            listing = self._get(entry.id, path)
+            if not isinstance(listing, pygit2.Tree):
+                return None
+            names = {
+                item.name: str(item.id)
+                for item in listing
+                if item.name is not None and item.type_str == "blob"
+            }
+            NAMES.put(key, names)
+        return names.get(name)
+
+    def _get(self, oid: str | pygit2.Oid, path: str) -> pygit2.Object | None:
+        """Read one object; a corrupt or unreadable one is a FormatError naming ``path``."""
+        try:
+            return self._repo.get(oid)
+        except (pygit2.GitError, KeyError, ValueError) as error:
+            raise FormatError(path, f"cannot be read ({error})", oid=str(oid)) from None
+
+    def _tree(self, commit: pygit2.Commit, commit_id: str) -> pygit2.Tree:
+        try:
+            return commit.tree
+        except (pygit2.GitError, KeyError, ValueError) as error:
+            raise FormatError(
+                commit_id, f"its tree cannot be read ({error})", oid=commit_id
+            ) from None
+
+    def _commit(self, commit_id: str) -> pygit2.Commit:
+        obj = self._get(commit_id, commit_id)
+        if obj is None:
+            raise FormatError(commit_id, "the tasks ref points at a missing object", oid=commit_id)
+        if not isinstance(obj, pygit2.Commit):
+            raise FormatError(commit_id, f"is a {obj.type_str}, not a commit", oid=commit_id)
+        return obj
+
+    def _text(self, blob_id: str, path: str) -> str:
+        cached = TEXTS.get(blob_id)
+        if cached is not None:
+            return cached
+        blob = self._get(blob_id, path)
+        if not isinstance(blob, pygit2.Blob):
+            raise FormatError(path, "is not a file", oid=blob_id)
+        try:
+            text = blob.data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FormatError(path, f"is not valid UTF-8 ({error.reason})", oid=blob_id) from None
+        TEXTS.put(blob_id, text)
+        return text
+
+    def _index(self, blob_id: str) -> Index:
+        cached = PARSED.get(blob_id)
+        if cached is not None:
+            return cached
+        blob = self._get(blob_id, INDEX_PATH)
+        if not isinstance(blob, pygit2.Blob):
+            raise FormatError(INDEX_PATH, "is not a file", oid=blob_id)
+        try:
+            text = blob.data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FormatError(
+                INDEX_PATH, f"is not valid UTF-8 ({error.reason})", oid=blob_id
+            ) from None
+        index = Index.parse(text)
+        PARSED.put(blob_id, index)
+        return index
+
+    def commit_info(self, commit_id: str) -> Commit:
+        commit = self._commit(commit_id)
+        author = commit.author
+        return Commit(
+            str(commit.id),
+            tuple(str(p) for p in commit.parent_ids),
+            commit.message,
+            f"{author.name} <{author.email}>",
+            author.time,
+            author.offset,
+        )
+
+    def reaches(self, head: str, commit_id: str, stop: str | None, limit: int = 10_000) -> bool:
+        """Whether ``commit_id`` is on the first-parent chain from ``head`` down to ``stop``."""
+        current: str | None = head
+        for _ in range(limit):
+            if current is None or current == stop:
+                return False
+            if current == commit_id:
+                return True
+            obj = self._get(current, current)
+            if not isinstance(obj, pygit2.Commit) or not obj.parent_ids:
+                return False
+            current = str(obj.parent_ids[0])
+        return False
+
+    def first_parents(self, commit_id: str | None) -> Iterator[Commit]:
+        """Commits from ``commit_id`` back along first parents."""
+        while commit_id is not None:
+            info = self.commit_info(commit_id)
+            yield info
+            commit_id = info.parents[0] if info.parents else None
+
+    def ancestors(self, commit_id: str, hide: str | None = None) -> Iterator[Commit]:
+        """``commit_id`` and every commit it reaches, merged sides included, newest first
+        (children before their parents, as ``git log`` lists them); with ``hide``, only those
+        that commit does not reach."""
+        try:
+            walker = self._repo.walk(
+                pygit2.Oid(hex=commit_id),
+                pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME,
+            )
+            if hide is not None:
+                walker.hide(pygit2.Oid(hex=hide))
+            for commit in walker:
+                yield self.commit_info(str(commit.id))
+        except (pygit2.GitError, KeyError, ValueError) as error:
+            raise StoreError(
+                f"walking the history of {commit_id}", str(error), "run `git fsck`"
+            ) from None
+
+    def was_tip(self, ref: str, commit_id: str) -> bool:
+        """Whether ``ref``'s reflog records it pointing at ``commit_id`` at some time."""
+        try:
+            reference = self._repo.references.get(ref)
+            if reference is None:
+                return False
+            return any(str(entry.oid_new) == commit_id for entry in reference.log())
+        except (pygit2.GitError, KeyError, ValueError):
+            return False
+
+
+def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
+    try:
+        entry = tree[path]
+    except (KeyError, ValueError):
+        return None
+    except pygit2.GitError as error:
+        raise FormatError(path, f"cannot be read ({error})") from None
+    if entry.type_str != "blob":
+        return None
+    return str(entry.id)
