@@ -191,7 +191,23 @@ class TaskStore:
         from .watch import Watch
 
         start = None if since is None else self.state(since)  # a state of this ref, or refused
-        watch = Watch(self.store_dir, self.ref, start, poll=poll, interval=interval, stop=stop)
+        locate = None
+        if self.hub is not None:  # a session clone: follow the hub when it comes back
+
+            def locate() -> Path:
+                hub = find_hub(self._local)
+                repo = hub.repo if hub is not None and hub.repo is not None else self._local
+                return repo.location.common_dir
+
+        watch = Watch(
+            self.store_dir,
+            self.ref,
+            start,
+            poll=poll,
+            interval=interval,
+            stop=stop,
+            locate=locate,
+        )
         if callback is not None:
             watch.run(callback)
         return watch

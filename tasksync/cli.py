@@ -57,7 +57,41 @@ def _task_line(task: Task, width: int) -> str:
     return f"{str(task.id).ljust(width)}  {status}  {task.title}"
 
 
-@click.group(context_settings=CONTEXT)
+#: Commands defined in other modules, by name: a module is imported when one of its commands
+#: runs or is listed, so `git tasks status set` starts without the rest.
+LAZY_COMMANDS = {
+    "apply": "cli_export",
+    "conflicts": "cli_merge",
+    "export": "cli_export",
+    "hooks": "cli_hooks",
+    "hub": "cli_sync",
+    "merge": "cli_merge",
+    "merge-driver": "cli_merge",
+    "migrate": "cli_migrate",
+    "remote": "cli_sync",
+    "resolve": "cli_merge",
+    "sync": "cli_sync",
+    "undo": "cli_history",
+    "watch": "cli_watch",
+}
+
+
+class _Commands(click.Group):
+    """The command group, loading the modules of :data:`LAZY_COMMANDS` on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = LAZY_COMMANDS.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            from importlib import import_module
+
+            import_module(f".{module}", __package__)  # its decorators register the command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands, context_settings=CONTEXT)
 @click.option(
     "-C",
     "path",
@@ -440,16 +474,3 @@ def main(argv: Iterable[str] | None = None) -> NoReturn:
             f"please report it with this output; versions: {_versions()}",
         )
     sys.exit(code if isinstance(code, int) else 0)
-
-
-# The merge and hook commands live in their own modules; importing them registers them on
-# `cli`.
-from . import (  # noqa: E402, F401
-    cli_export,
-    cli_history,
-    cli_hooks,
-    cli_merge,
-    cli_migrate,
-    cli_sync,
-    cli_watch,
-)

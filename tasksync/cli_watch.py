@@ -28,7 +28,12 @@ if TYPE_CHECKING:
     metavar="CMD",
     help="Run CMD (no shell) for each event, with the event as JSON on its stdin.",
 )
-@click.option("--count", type=click.IntRange(min=1), metavar="N", help="Exit after N events.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Exit after N events, at the end of the commit holding the Nth.",
+)
 @click.option("--poll", is_flag=True, help="Only poll the ref; do not use inotify.")
 @click.pass_context
 def watch(
@@ -53,7 +58,8 @@ def watch(
         click.echo(line if as_json else event_line(event))
         if argv is not None:
             _run(argv, command or "", line, event)
-        if count is not None and seen >= count:
+        # Never in the middle of a commit: `--since` the last commit shown resumes exactly.
+        if count is not None and seen >= count and events.last == event.commit:
             return
 
 

@@ -21,7 +21,16 @@ from .spec import context, new_spec, with_context, with_title
 __all__ = ["KINDS", "Event", "conflict_text", "diff"]
 
 #: Every kind of event, in the order a task's events come in.
-KINDS = ("created", "status", "title", "description", "spec", "deleted", "conflict")
+KINDS = (
+    "created",
+    "renumbered",
+    "status",
+    "title",
+    "description",
+    "spec",
+    "deleted",
+    "conflict",
+)
 
 Reader = Callable[[str], str | None]
 
@@ -90,11 +99,16 @@ def diff(before: Reader, after: Reader, changed: frozenset[str] | None = None) -
     names = None if specs is None else {path.rpartition("/")[2] for path in specs}
     only_records = old_tasks is new_tasks and names == set()
     events: list[Event] = []
+    partner = _partners(old_tasks, new_tasks, before, after, changed)
     for key, new in () if only_records else new_tasks.items():
-        old = old_tasks.get(key)
+        old_key = partner.get(key)
+        old = None if old_key is None else old_tasks[old_key]
         if old is None:
             events.append(_event("created", new, None, new.title))
-        elif (
+            continue
+        if old.id.number != new.id.number:  # a merge gave it another id
+            events.append(_event("renumbered", new, str(old.id), str(new.id)))
+        if (
             old.checkbox == new.checkbox
             and old.title == new.title
             and old.link == new.link
@@ -102,10 +116,10 @@ def diff(before: Reader, after: Reader, changed: frozenset[str] | None = None) -
             and not _may_name(new.link, names)
         ):
             continue  # the same line, bullets and spec file: nothing to read
-        else:
-            events += _task_events(old, new, before, after, specs)
+        events += _task_events(old, new, before, after, specs)
+    kept = set(partner.values())
     for key, old in old_tasks.items():
-        if key not in new_tasks:
+        if key not in kept and not only_records:
             events.append(_event("deleted", old, old.title, None))
     if changed is None or RECORDS_PATH in changed:
         events += _conflict_events(before, after, new_tasks)
@@ -159,7 +173,7 @@ def _task_events(
         old_spec,
         new_spec_text,
         new,
-        title_changed=title_changed,
+        title_changed=title_changed or old.id.number != new.id.number,  # heading names the id
         description_changed=description_changed,
         description=new_description,
     ):
@@ -198,6 +212,58 @@ def _explained(
 
 def _event(kind: str, entry: TaskLine, before: str | None, after: str | None) -> Event:
     return Event(kind, entry.id, before, after, title=entry.title, status=entry.status.value)
+
+
+Key = tuple[int, int]  # (id number, rank among the tasks sharing it)
+
+
+def _partners(
+    old: dict[Key, TaskLine],
+    new: dict[Key, TaskLine],
+    before: Reader,
+    after: Reader,
+    changed: frozenset[str] | None,
+) -> dict[Key, Key]:
+    """Which task of ``old`` each task of ``new`` is (new key -> old key).
+
+    A task created with an identity is the same task under whatever id a merge gave it (the
+    records file maps ids to identities). Copies of a repeated id pair up by identical title
+    and link first, then by their order. Everything else is the same task by its id.
+    """
+    out: dict[Key, Key] = {}
+    taken: set[Key] = set()
+    if changed is None or RECORDS_PATH in changed:
+        was = {uid: n for n, uid in records.parse(before(RECORDS_PATH)).uids}
+        for number, uid in records.parse(after(RECORDS_PATH)).uids:
+            source = was.get(uid)
+            if source is None or source == number or (number, 0) not in new:
+                continue
+            if (source, 0) in old and (source, 0) not in taken:
+                out[number, 0] = (source, 0)
+                taken.add((source, 0))
+    repeated = {n for n, rank in (*old, *new) if rank > 0}
+    for key in new:
+        if key in out or key[0] in repeated:
+            continue
+        if key in old and key not in taken:
+            out[key] = key
+            taken.add(key)
+    for number in sorted(repeated):
+        olds = [k for k in old if k[0] == number and k not in taken]
+        news = [k for k in new if k[0] == number and k not in out]
+        for k in list(news):  # identical copies first
+            same = next((o for o in olds if _same_line(old[o], new[k])), None)
+            if same is not None:
+                out[k] = same
+                olds.remove(same)
+                news.remove(k)
+        for k, o in zip(news, olds, strict=False):  # then in order
+            out[k] = o
+    return out
+
+
+def _same_line(one: TaskLine, other: TaskLine) -> bool:
+    return one.title == other.title and one.link == other.link
 
 
 @lru_cache(maxsize=8)

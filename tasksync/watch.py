@@ -35,13 +35,14 @@ import os
 import select
 import sys
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import replace
 from itertools import takewhile
 from pathlib import Path
 
 from .api import history_entry
-from .errors import StoreError
+from .errors import StoreError, TaskSyncError
 from .events import Event, diff
 from .store import Commit, Repo
 
@@ -50,6 +51,8 @@ __all__ = ["INOTIFY_INTERVAL", "POLL_INTERVAL", "Watch"]
 #: Seconds between looks at the ref when inotify also wakes the watch, and when nothing does.
 INOTIFY_INTERVAL = 0.5
 POLL_INTERVAL = 0.05
+#: Seconds between looks at where a session clone's ref lives (its hub can come back).
+RELOCATE_INTERVAL = 1.0
 
 
 class Watch:
@@ -70,6 +73,7 @@ class Watch:
         poll: bool = False,
         interval: float | None = None,
         stop: threading.Event | None = None,
+        locate: Callable[[], Path] | None = None,
     ) -> None:
         if interval is not None and interval <= 0:
             raise ValueError(f"interval is {interval!r}: give a positive number of seconds")
@@ -80,8 +84,15 @@ class Watch:
         self._poll = poll
         self._interval = interval
         self._stop = stop if stop is not None else threading.Event()
+        # stop() wakes a waiting watch through its pipe; an event set by the caller cannot,
+        # so with one the watch waits in slices this long and looks at it between them.
+        self._slice = None if stop is None else 0.05
         self._lock = threading.Lock()
         self._waker: _Waker | None = None
+        # Where the ref lives, asked again now and then: a session clone's hub can come back
+        # (or change) while the watch runs, and writers then use the hub's ref.
+        self._locate = locate
+        self._located = time.monotonic()
 
     def __iter__(self) -> Generator[Event, None, None]:
         return self._events()
@@ -118,9 +129,14 @@ class Watch:
         interval = self._interval or default
         try:
             while not self._stop.is_set():
+                if self._moved():
+                    waker.close()
+                    waker = _Waker(self._watched_dirs(), inotify=not self._poll)
+                    with self._lock:
+                        self._waker = waker
                 tip = self._tip()
                 if tip is None or tip == self.last:
-                    waker.wait(interval)
+                    waker.wait(min(interval, self._slice or interval))
                     continue
                 for commit, events in self._steps(self.last, tip):
                     for n, event in enumerate(events, start=1):
@@ -134,6 +150,27 @@ class Watch:
             with self._lock:
                 self._waker = None
             waker.close()
+
+    def _moved(self) -> bool:
+        """Whether the ref now lives in another repository (at most one look a second); the
+        watch then follows it from its tip there, or from the last commit seen if that
+        history holds it."""
+        if self._locate is None or time.monotonic() - self._located < RELOCATE_INTERVAL:
+            return False
+        self._located = time.monotonic()
+        try:
+            where = self._locate()
+            if where == self.store_dir:
+                return False
+            repo = Repo.discover(where)
+            tip = repo.tip(self.ref)
+        except TaskSyncError:  # gone again meanwhile: keep following what we had
+            return False
+        self.store_dir, self._repo = where, repo
+        last = self.last
+        if last is None or tip is None or not repo.is_ancestor(last, tip):
+            self.last = tip
+        return True
 
     def _tip(self) -> str | None:
         try:

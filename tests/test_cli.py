@@ -520,3 +520,25 @@ def test_python_dash_m_tasksync(ready: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("error: ")
     assert run(ready, sys.executable, "-m", "tasksync", "bogus").returncode == 2
+
+
+def test_commands_defined_in_other_modules_are_listed_for_loading() -> None:
+    from importlib import import_module
+
+    from tasksync.cli import LAZY_COMMANDS
+
+    for module in set(LAZY_COMMANDS.values()):
+        import_module(f"tasksync.{module}")
+    for name, command in cli.commands.items():
+        assert command.callback is not None
+        module = command.callback.__module__.rsplit(".", 1)[1]
+        assert LAZY_COMMANDS.get(name, "cli") == module, name
+
+
+def test_a_one_shot_command_does_not_import_the_other_command_modules() -> None:
+    code = (
+        "import sys, tasksync.cli; "
+        "print(sorted(m for m in sys.modules if m.startswith('tasksync.cli_')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -42,7 +42,10 @@ def walk(
     """Every command of the tree, groups included, with its path of names (root: ``()``)."""
     yield path, command
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):  # loads the commands defined elsewhere
+            sub = command.get_command(ctx, name)
+            assert sub is not None, f"`{name}` is listed but cannot be loaded"
             yield from walk(sub, (*path, name))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -158,6 +157,8 @@ class _Worktree(_Writing):
         """The index entries under process/ that a sparse checkout keeps out of the worktree
         (git's skip-worktree bit, which libgit2 does not show): path -> blob id (None for
         what is not a plain file)."""
+        import subprocess  # only sparse checkouts get here: other commands start without it
+
         try:
             listed = subprocess.run(
                 ["git", "ls-files", "-s", "-t", "-z", "--", INDEX_PATH, SPEC_DIR],
