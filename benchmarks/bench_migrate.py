@@ -48,7 +48,9 @@ from bench_status_set import (
     interpreter_of,
     load,
     machine,
+    machine_line,
     ms,
+    result_head,
     sealed_environment,
     stats,
     write_result,
@@ -354,20 +356,18 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.monotonic() - started
     text = table(built, results)
     print(text)
-    print(
-        f"\n{info['nproc']} CPUs, {info['python']}, pygit2 {info['pygit2']} "
-        f"(libgit2 {info['libgit2']}), {info['git']}; tasksync {info['tasksync_source']}; "
-        f"{seconds:.0f} s in all; load average {load_before} before, {load_after} after"
-    )
+    print("\n" + machine_line(info, seconds, load_before, load_after))
     result = {
-        "benchmark": "migrate",
-        "command": command,
-        "mode": "quick" if args.quick else "full",
-        "seconds": round(seconds, 1),
-        "load_average": {"before": load_before, "after": load_after},
-        "machine": info,
-        "cli": str(cli),
-        "plan": asdict(plan),
+        **result_head(
+            "migrate",
+            command=command,
+            quick=args.quick,
+            seconds=seconds,
+            loads=(load_before, load_after),
+            info=info,
+            cli=cli,
+            plan=plan,
+        ),
         "commits": len(built.commits),
         "task_commits": len(built.task_commits),
         "final_tasks": built.tasks,

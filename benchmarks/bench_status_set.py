@@ -589,6 +589,39 @@ def source_revision() -> str:
     return commit + ("+changes" if ask("status", "--porcelain", "--", ".") else "")
 
 
+def machine_line(info: Mapping[str, str], seconds: float, before: str, after: str) -> str:
+    """The line under a benchmark's tables: the machine, the versions, the load."""
+    return (
+        f"{info['nproc']} CPUs, {info['python']}, pygit2 {info['pygit2']} "
+        f"(libgit2 {info['libgit2']}), {info['git']}; tasksync {info['tasksync_source']}; "
+        f"{seconds:.0f} s in all; load average {before} before, {after} after"
+    )
+
+
+def result_head(
+    name: str,
+    *,
+    command: str,
+    quick: bool,
+    seconds: float,
+    loads: tuple[str, str],
+    info: Mapping[str, str],
+    cli: Path,
+    plan: object,
+) -> dict[str, object]:
+    """The fields every benchmark's JSON result starts with."""
+    return {
+        "benchmark": name,
+        "command": command,
+        "mode": "quick" if quick else "full",
+        "seconds": round(seconds, 1),
+        "load_average": {"before": loads[0], "after": loads[1]},
+        "machine": dict(info),
+        "cli": str(cli),
+        "plan": asdict(plan),  # type: ignore[call-overload]
+    }
+
+
 def write_result(out: Path, result: Mapping[str, object]) -> None:
     """Write a benchmark's JSON result file and say where it went."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -694,20 +727,18 @@ def run(args: argparse.Namespace) -> None:
     seconds = time.monotonic() - started
     table = tables(size_results, quo_results)
     print(table)
-    print(
-        f"\n{info['nproc']} CPUs, {info['python']}, pygit2 {info['pygit2']} "
-        f"(libgit2 {info['libgit2']}), {info['git']}; tasksync {info['tasksync_source']}; "
-        f"{seconds:.0f} s in all; load average {load_before} before, {load_after} after"
-    )
+    print("\n" + machine_line(info, seconds, load_before, load_after))
     result = {
-        "benchmark": "status_set",
-        "command": command,
-        "mode": "quick" if args.quick else "full",
-        "seconds": round(seconds, 1),
-        "load_average": {"before": load_before, "after": load_after},
-        "machine": info,
-        "cli": str(cli),
-        "plan": asdict(plan),
+        **result_head(
+            "status_set",
+            command=command,
+            quick=args.quick,
+            seconds=seconds,
+            loads=(load_before, load_after),
+            info=info,
+            cli=cli,
+            plan=plan,
+        ),
         "targets": {**TARGETS, "status_quo_vs_in_process": STATUS_QUO_TARGETS},
         "sizes": [
             {

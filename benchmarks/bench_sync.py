@@ -53,6 +53,7 @@ from bench_status_set import (
     load,
     machine,
     ms,
+    result_head,
     sealed_environment,
     stats,
     verdict,
@@ -509,14 +510,16 @@ def run(args: argparse.Namespace) -> None:
         f"{seconds:.0f} s in all; load average {load_before} before, {load_after} after"
     )
     result = {
-        "benchmark": "sync",
-        "command": command,
-        "mode": "quick" if args.quick else "full",
-        "seconds": round(seconds, 1),
-        "load_average": {"before": load_before, "after": load_after},
-        "machine": info,
-        "cli": str(cli),
-        "plan": asdict(plan),
+        **result_head(
+            "sync",
+            command=command,
+            quick=args.quick,
+            seconds=seconds,
+            loads=(load_before, load_after),
+            info=info,
+            cli=cli,
+            plan=plan,
+        ),
         "tasks": TASKS,
         "changes_per_side": CHANGES,
         "target_hub_vs_worktree": HUB_TARGET,

@@ -49,6 +49,7 @@ from bench_status_set import (
     load,
     machine,
     ms,
+    result_head,
     sealed_environment,
     stats,
     write_result,
@@ -312,14 +313,16 @@ def run(args: argparse.Namespace) -> None:
         f"before, {load_after} after"
     )
     result = {
-        "benchmark": "watch",
-        "command": command,
-        "mode": "quick" if args.quick else "full",
-        "seconds": round(seconds, 1),
-        "load_average": {"before": load_before, "after": load_after},
-        "machine": info,
-        "cli": str(cli),
-        "plan": asdict(plan),
+        **result_head(
+            "watch",
+            command=command,
+            quick=args.quick,
+            seconds=seconds,
+            loads=(load_before, load_after),
+            info=info,
+            cli=cli,
+            plan=plan,
+        ),
         "tasks": args.tasks,
         "target_p99_ms": TARGET_MS,
         "results": [{**asdict(r), "met": r.latency.p99_ms <= TARGET_MS} for r in results],
