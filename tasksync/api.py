@@ -89,6 +89,7 @@ class TaskStore:
             file_lock=workspace.file_lock,
             trailers=workspace.trailers(),
             workdir=self._local.location.workdir,
+            pack_threshold=workspace.pack_threshold,
         )
         #: The commit the last write through this handle made; None after a no-op.
         self.last_commit: str | None = None

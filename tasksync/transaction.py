@@ -18,6 +18,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TypeVar
 
+from . import maintenance
 from .errors import ContentionTimeout, NotInitialized, StoreError, TaskSyncError
 from .identity import ENV_KEYS, Signatures, resolve
 from .lock import KernelLock, LockTimeout
@@ -47,8 +48,13 @@ class Transactor:
         file_lock: bool,
         trailers: tuple[tuple[str, str], ...] = (),
         workdir: Path | None = None,
+        pack_threshold: int = 0,
     ) -> None:
         self.repo = repo
+        # Loose objects past which a write starts git's packing (0: never), and the chance
+        # a write looks (a test seam: a function saying whether this write looks).
+        self.pack_threshold = pack_threshold
+        self.pack_sample: Callable[[], bool] = maintenance.sampled
         # The worktree whose in-tree process/tasks.md, when there is one, an absent ref names.
         self.workdir = workdir
         self.ref = ref
@@ -105,6 +111,7 @@ class Transactor:
                         return result, None
                     landed = self._attempt(tip, result, signatures, trailers)
                     if landed is not None:
+                        self._maintain()
                         return result, landed
                     if time.monotonic() >= deadline:
                         raise self._timeout(started, attempts)
@@ -118,6 +125,13 @@ class Transactor:
             raise ContentionTimeout(
                 self.ref, seconds, attempts, writer_lock=str(self.lock_path)
             ) from None
+
+    def _maintain(self) -> None:
+        """Now and then, start git's packing of the loose objects writes leave behind."""
+        if self.pack_threshold > 0:
+            maintenance.after_write(
+                self.repo.location.common_dir, self.pack_threshold, self.pack_sample
+            )
 
     def _signatures(self) -> Signatures:
         key = tuple(os.environ.get(name) for name in ENV_KEYS)

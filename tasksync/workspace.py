@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError
+from .maintenance import DEFAULT_GC_AUTO
 from .store import Location, Repo
 
 DEFAULT_REF = "refs/tasks/main"
@@ -27,6 +28,8 @@ class Workspace(NamedTuple):
     retry_timeout: float
     file_lock: bool
     sync_timeout: float = DEFAULT_SYNC_TIMEOUT
+    #: Loose objects past which a write starts ``git gc --auto`` (0: never); see maintenance.
+    pack_threshold: int = DEFAULT_GC_AUTO
 
     @classmethod
     def of(cls, repo: Repo, store: Repo | None = None) -> Workspace:
@@ -47,6 +50,7 @@ class Workspace(NamedTuple):
             parse_duration(
                 "tasks.syncTimeout", settings.config("tasks.syncTimeout"), DEFAULT_SYNC_TIMEOUT
             ),
+            pack_threshold(settings),
         )
 
     def trailers(self) -> tuple[tuple[str, str], ...]:
@@ -55,6 +59,21 @@ class Workspace(NamedTuple):
         if self.location.branch:
             out.append(("Tasksync-Branch", _one_line(self.location.branch)))
         return tuple(out)
+
+
+def pack_threshold(repo: Repo) -> int:
+    """``gc.auto`` (git's loose-object threshold), or 0 when ``tasks.autoPack`` is false."""
+    if not repo.config_bool("tasks.autoPack", default=True):
+        return 0
+    text = repo.config("gc.auto")
+    if text is None:
+        return DEFAULT_GC_AUTO
+    try:
+        return max(0, int(text.strip()))
+    except ValueError:
+        raise ConfigError(
+            "gc.auto", f"{text!r} is not a number", "set it with `git config gc.auto 6700`"
+        ) from None
 
 
 def check_ref(ref: str) -> str:

@@ -31,6 +31,7 @@ CONFIG_KEYS = (
     "tasks.fileLock",
     "tasks.hub",
     "tasks.syncTimeout",
+    "tasks.autoPack",
 )
 
 _OPTION_NAME = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*")

@@ -1,0 +1,339 @@
+"""Alternative designs for shared task state, side by side with tasksync.
+
+Run from the repository root with the interpreter tasksync is installed in::
+
+    python benchmarks/bench_approaches.py            # 100 and 1,000 tasks; 1-8 writers
+    python benchmarks/bench_approaches.py --quick    # fewer operations, under 2 minutes
+    python benchmarks/bench_approaches.py --full     # also 10,000 tasks and 16 writers
+
+Each design of ``benchmarks/approaches`` (the status quo, A-E, tasksync with and without its
+file lock) holds the same ``process/tasks.md`` and sets task checkboxes. Two measurements:
+
+1. latency: one writer per design in this process, the designs alternating step by step (the
+   first one rotating), each step flipping a task between TODO and IN-PROGRESS along the walk
+   of ``bench_status_set`` (tasks.md never repeats a state); every design must end on the
+   bytes the walk predicts;
+2. concurrency: N writer processes per design, started together, each setting K distinct tasks
+   to IN-PROGRESS and recording what it was told succeeded; then the final state (the
+   committed tasks.md, the rows, the replayed log) is compared with every writer's record:
+   a **lost update** is an operation a writer saw succeed whose effect is missing. For tasksync,
+   the history must hold one status commit per acknowledged operation.
+
+Prints markdown tables and writes a JSON file. Nothing is asserted about timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from approaches import DESIGNS, Backend, Design, checkbox_offset, child_env, design
+from bench_status_set import (
+    Layout,
+    Stats,
+    applied,
+    find_cli,
+    interpreter_of,
+    layout,
+    load,
+    machine,
+    machine_line,
+    ms,
+    result_head,
+    sealed_environment,
+    stats,
+    walk,
+    write_result,
+)
+
+from tasksync import Status
+
+DEFAULT_OUT = Path("benchmarks/results/approaches.json")
+WRITTEN = Status.IN_PROGRESS.checkbox  # what concurrent writers set (every task starts TODO)
+WORKER_TIMEOUT = 600.0  # seconds a writer process may take for its operations
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    sizes: tuple[int, ...]  # task counts of the latency measurement
+    latency_steps: int  # timed steps per size and design
+    warmup_steps: int  # untimed steps first, at least this many,
+    warmup_seconds: float  # and at least this long
+    writers: tuple[int, ...]  # writer processes of the concurrency measurement
+    ops_per_writer: int
+    concurrency_tasks: int  # size of the store the writers share
+
+
+QUICK = Plan((100, 1_000), 40, 5, 0.5, (1, 2, 4, 8), 12, 1_000)
+DEFAULT = Plan((100, 1_000), 200, 20, 2.0, (1, 2, 4, 8), 40, 1_000)
+FULL = Plan((100, 1_000, 10_000), 300, 30, 5.0, (1, 2, 4, 8, 16), 50, 1_000)
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    design: str
+    tasks: int
+    latency: Stats
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    design: str
+    writers: int
+    operations: int  # attempted, all writers together
+    acknowledged: int  # the writer was told it succeeded
+    failed: int  # the writer was told it failed
+    lost: int  # acknowledged, yet missing from the final state
+    intact: bool  # the final tasks.md is the initial one with some checkboxes set, nothing else
+    seconds: float  # from the first writer starting to the last one finishing
+    latency: Stats  # of every operation, failed ones included
+    history: dict[str, int] | None  # tasksync: status commits against acknowledged operations
+    first_error: str
+
+    @property
+    def throughput(self) -> float:
+        return self.acknowledged / self.seconds if self.seconds > 0 else 0.0
+
+
+# -- latency --------------------------------------------------------------------------------------
+
+
+def measure_latency(root: Path, lay: Layout, designs: Sequence[Design], plan: Plan) -> list[Stats]:
+    backends: list[Backend] = []
+    for made in designs:
+        (root / made.key).mkdir(parents=True)
+        made.setup(root / made.key, lay)
+        backends.append(made.open(root / made.key))
+    os.sync()  # what setup wrote is on disk before timing starts
+    samples: list[list[int]] = [[] for _ in designs]
+    taken: list[tuple[int, Status]] = []
+    started = time.monotonic()
+    warm = True
+    for number, (task, status) in enumerate(walk(lay.size)):
+        if warm and len(taken) >= plan.warmup_steps:
+            warm = time.monotonic() - started < plan.warmup_seconds
+        taken.append((task, status))
+        shift = number % len(designs)
+        for which in [*range(shift, len(designs)), *range(shift)]:
+            before = time.perf_counter_ns()
+            backends[which].set_status(task, status.checkbox)
+            elapsed = time.perf_counter_ns() - before
+            if not warm:
+                samples[which].append(elapsed)
+        if len(samples[0]) >= plan.latency_steps:
+            break
+    expected = applied(lay, taken)
+    for made, backend in zip(designs, backends, strict=True):
+        for what, found in (("read()", backend.read()), ("final()", made.final(root / made.key))):
+            if found != expected:
+                raise RuntimeError(f"{made.key}: {what} differs from the walk's tasks.md")
+        backend.close()
+        made.stop(root / made.key)
+    shutil.rmtree(root)
+    return [stats(s) for s in samples]
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+def measure_concurrency(root: Path, made: Design, writers: int, plan: Plan) -> Concurrency:
+    lay = layout(plan.concurrency_tasks)
+    root.mkdir(parents=True)
+    made.setup(root, lay)
+    k = plan.ops_per_writer
+    if writers * k > lay.size:
+        raise ValueError(f"{writers} writers x {k} operations need more than {lay.size} tasks")
+    processes = []
+    try:
+        for w in range(writers):
+            tasks = ",".join(str(1 + w + writers * i) for i in range(k))  # spread, distinct
+            command = [sys.executable, "-m", "approaches.worker", made.key, str(root), tasks]
+            processes.append(
+                subprocess.Popen(
+                    [*command, WRITTEN],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    env=child_env(),
+                )
+            )
+        for process in processes:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"a {made.key} writer did not start")
+        for process in processes:  # all are ready: let them go together
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+        records = []
+        for process in processes:
+            out, _ = process.communicate(timeout=WORKER_TIMEOUT)
+            if process.returncode != 0:
+                raise RuntimeError(f"a {made.key} writer exited with {process.returncode}")
+            records.append(json.loads(out))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    final = made.final(root)
+    ops = [tuple(op) for record in records for op in record["ops"]]
+    acknowledged = [int(op[0]) for op in ops if op[1]]
+    lost = sum(1 for task in acknowledged if checkbox(final, task) != WRITTEN)
+    intact = len(final) == len(lay.index) and all(
+        final[at] == ord(WRITTEN) or final[at] == lay.index[at]
+        for at in range(len(final))
+        if final[at] != lay.index[at]
+    )
+    history = made.audit(root, acknowledged)
+    made.stop(root)
+    shutil.rmtree(root)
+    errors = [str(op[3]) for op in ops if not op[1]]
+    return Concurrency(
+        design=made.key,
+        writers=writers,
+        operations=len(ops),
+        acknowledged=len(acknowledged),
+        failed=len(errors),
+        lost=lost,
+        intact=intact,
+        seconds=(max(r["ended"] for r in records) - min(r["started"] for r in records)) / 1e9,
+        latency=stats([int(op[2]) for op in ops]),
+        history=history,
+        first_error=errors[0] if errors else "",
+    )
+
+
+def checkbox(text: bytes, task: int) -> str | None:
+    """Task ``task``'s checkbox character in ``text``, or None when its line is gone."""
+    try:
+        return chr(text[checkbox_offset(text, task)])
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+# -- output ---------------------------------------------------------------------------------------
+
+
+def history_note(history: dict[str, int] | None) -> str:
+    if history is None:
+        return ""
+    ok = (
+        history["exactly_once"] == history["acknowledged"]
+        and history["status_commits"] == history["acknowledged"]
+    )
+    return f"{history['status_commits']} commits, {history['exactly_once']} exactly once" + (
+        "" if ok else f" (missing {history['missing']}, repeated {history['repeated']})"
+    )
+
+
+def tables(latency: Sequence[Latency], concurrency: Sequence[Concurrency]) -> str:
+    sizes = sorted({r.tasks for r in latency})
+    keys = list(dict.fromkeys(r.design for r in latency))
+    out = [
+        "| design | " + " | ".join(f"{size:,} tasks: median / p99" for size in sizes) + " |",
+        "|---|" + "---:|" * len(sizes),
+    ]
+    for key in keys:
+        cells = []
+        for size in sizes:
+            found = [r.latency for r in latency if r.design == key and r.tasks == size]
+            cells.append(f"{ms(found[0].median_ms)} / {ms(found[0].p99_ms)}" if found else "")
+        out.append(f"| {key} | " + " | ".join(cells) + " |")
+    out += [
+        "",
+        "| design | writers | ops | acknowledged | failed | **lost** | acknowledged/s "
+        "| median / p99 | tasks.md intact | history |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for c in concurrency:
+        out.append(
+            f"| {c.design} | {c.writers} | {c.operations} | {c.acknowledged} | {c.failed} "
+            f"| **{c.lost}** | {c.throughput:,.0f} "
+            f"| {ms(c.latency.median_ms)} / {ms(c.latency.p99_ms)} "
+            f"| {'yes' if c.intact else '**no**'} | {history_note(c.history)} |"
+        )
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> None:
+    plan = QUICK if args.quick else FULL if args.full else DEFAULT
+    cli = find_cli(args.cli)
+    command = shlex.join([sys.executable, *sys.argv])
+    started = time.monotonic()
+    load_before = load()
+    latency: list[Latency] = []
+    concurrency: list[Concurrency] = []
+    with sealed_environment() as root:
+        info = machine(interpreter_of(cli))
+        designs = [design(key) for key in args.designs]
+        for size in plan.sizes:
+            print(f"latency, {size:,} tasks ...", file=sys.stderr, flush=True)
+            found = measure_latency(root / f"latency-{size}", layout(size), designs, plan)
+            latency += [Latency(d.key, size, s) for d, s in zip(designs, found, strict=True)]
+        for writers in plan.writers:
+            print(f"{writers} concurrent writers ...", file=sys.stderr, flush=True)
+            for made in designs:
+                concurrency.append(
+                    measure_concurrency(root / f"writers-{writers}-{made.key}", made, writers, plan)
+                )
+    load_after = load()
+    seconds = time.monotonic() - started
+    table = tables(latency, concurrency)
+    print(table)
+    print("\n" + machine_line(info, seconds, load_before, load_after))
+    result = {
+        **result_head(
+            "approaches",
+            command=command,
+            quick=args.quick,
+            seconds=seconds,
+            loads=(load_before, load_after),
+            info=info,
+            cli=cli,
+            plan=plan,
+        ),
+        "mode": "quick" if args.quick else "full" if args.full else "default",
+        "latency": [asdict(r) for r in latency],
+        "concurrency": [
+            {**asdict(c), "acknowledged_per_second": round(c.throughput, 1)} for c in concurrency
+        ],
+        "table": table,
+    }
+    write_result(args.out, result)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--quick", action="store_true", help="fewer operations, under 2 minutes")
+    modes.add_argument("--full", action="store_true", help="also 10,000 tasks and 16 writers")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
+    parser.add_argument("--cli", type=Path, help="the git-tasks script (for the machine line)")
+    parser.add_argument(
+        "--designs",
+        type=lambda text: tuple(text.split(",")),
+        default=tuple(DESIGNS),
+        help=f"comma-separated designs (default: all of {', '.join(DESIGNS)})",
+    )
+    args = parser.parse_args(argv)
+    unknown = [key for key in args.designs if key not in DESIGNS]
+    if unknown:
+        parser.error(f"unknown designs: {', '.join(unknown)}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
