@@ -137,13 +137,13 @@ def list_(
     ctx: click.Context, status: str | None, include_done: bool, as_json: bool, at: str | None
 ) -> None:
     """List tasks (DONE and CLOSED are hidden unless --all or --status asks for them)."""
-    tasks = _store(ctx).list(status=status, include_done=include_done, at=at)
+    tasks = _store(ctx).list(status=status, include_done=include_done, at=at, descriptions=as_json)
     if as_json:
         _json([t.to_json() for t in tasks])
         return
     width = max((len(str(t.id)) for t in tasks), default=4)
-    for task in tasks:
-        click.echo(_task_line(task, width))
+    if tasks:  # one write: 10,000 lines one by one cost more than reading them
+        click.echo("\n".join(_task_line(task, width) for task in tasks))
 
 
 @cli.command()

@@ -1136,3 +1136,14 @@ def test_writer_lock_held_for_the_whole_wait_is_named(store: TaskStore, repo: Pa
     assert caught.value.writer_lock == str(path)
     assert "held" in str(caught.value) and str(path) in str(caught.value)
     assert busy.create("Free again").title == "Free again"
+
+
+def test_a_listing_without_descriptions_reads_no_spec(store: TaskStore) -> None:
+    store.create("Described", description="the words")
+    full = store.list()
+    bare = store.list(descriptions=False)
+    assert [t.description for t in full] == ["the words"]
+    assert [t.description for t in bare] == [""]
+    assert [(t.id, t.title, t.status, t.spec_path) for t in bare] == [
+        (t.id, t.title, t.status, t.spec_path) for t in full
+    ]
