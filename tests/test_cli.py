@@ -542,3 +542,18 @@ def test_a_one_shot_command_does_not_import_the_other_command_modules() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_every_package_of_the_source_is_installed() -> None:
+    """A non-editable install (the README's demo command) ships exactly the listed packages."""
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    listed = re.search(r"^packages = \[(.*)\]$", text, re.MULTILINE)
+    assert listed is not None
+    packages = set(re.findall(r'"([^"]+)"', listed.group(1)))
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "tasksync").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert packages == found
