@@ -3,11 +3,12 @@
 Run from the repository root with the interpreter tasksync is installed in::
 
     python benchmarks/bench_approaches.py            # 100 and 1,000 tasks; 1-8 writers
-    python benchmarks/bench_approaches.py --quick    # fewer operations, under 2 minutes
+    python benchmarks/bench_approaches.py --quick    # fewer operations, under 3 minutes
     python benchmarks/bench_approaches.py --full     # also 10,000 tasks and 16 writers
 
 Each design of ``benchmarks/approaches`` (the status quo, A-E, tasksync with and without its
-file lock) holds the same ``process/tasks.md`` and sets task checkboxes. Two measurements:
+file lock, with fsync) holds the same ``process/tasks.md`` and sets task checkboxes. Four
+measurements:
 
 1. latency: one writer per design in this process, the designs alternating step by step (the
    first one rotating), each step flipping a task between TODO and IN-PROGRESS along the walk
@@ -17,7 +18,15 @@ file lock) holds the same ``process/tasks.md`` and sets task checkboxes. Two mea
    to IN-PROGRESS and recording what it was told succeeded; then the final state (the
    committed tasks.md, the rows, the replayed log) is compared with every writer's record:
    a **lost update** is an operation a writer saw succeed whose effect is missing. For tasksync,
-   the history must hold one status commit per acknowledged operation.
+   the history must hold one status commit per acknowledged operation;
+3. visibility: one writer in this process and one reader process in another workspace (each of
+   the design's readers in turn); per step the reader is armed, the write is made, and the
+   reader reports the monotonic clock when it first saw it: visibility is that minus the moment
+   the write returned (negative when the reader saw it before the writer's call returned). A
+   reader that does not see a write within the timeout counts it as not visible;
+4. one-shot: the wall time of a fresh process that imports the design, opens it, sets one
+   task's checkbox and exits, next to ``python -c "import pygit2, click"`` and
+   ``git-tasks status set``.
 
 Prints markdown tables and writes a JSON file. Nothing is asserted about timing.
 """
@@ -29,6 +38,7 @@ import json
 import os
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -36,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from approaches import DESIGNS, Backend, Design, checkbox_offset, child_env, design
+from approaches import DESIGNS, Backend, Design, checkbox_at, child_env, design
 from bench_status_set import (
     Layout,
     Stats,
@@ -60,6 +70,9 @@ from tasksync import Status
 DEFAULT_OUT = Path("benchmarks/results/approaches.json")
 WRITTEN = Status.IN_PROGRESS.checkbox  # what concurrent writers set (every task starts TODO)
 WORKER_TIMEOUT = 600.0  # seconds a writer process may take for its operations
+VISIBILITY_TIMEOUT = 0.5  # seconds a reader waits to see a write before it counts as not seen
+VISIBILITY_GIVE_UP = 3  # not seen this many times in a row: the rest of the steps are skipped
+VISIBILITY_WARMUP = 3  # untimed steps first
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +84,13 @@ class Plan:
     writers: tuple[int, ...]  # writer processes of the concurrency measurement
     ops_per_writer: int
     concurrency_tasks: int  # size of the store the writers share
+    visibility_steps: int  # timed writes per design and reader (on a store of 1,000 tasks)
+    oneshot_runs: int  # fresh processes per design
 
 
-QUICK = Plan((100, 1_000), 40, 5, 0.5, (1, 2, 4, 8), 12, 1_000)
-DEFAULT = Plan((100, 1_000), 200, 20, 2.0, (1, 2, 4, 8), 40, 1_000)
-FULL = Plan((100, 1_000, 10_000), 300, 30, 5.0, (1, 2, 4, 8, 16), 50, 1_000)
+QUICK = Plan((100, 1_000), 40, 5, 0.5, (1, 2, 4, 8), 12, 1_000, 20, 5)
+DEFAULT = Plan((100, 1_000), 200, 20, 2.0, (1, 2, 4, 8), 40, 1_000, 100, 10)
+FULL = Plan((100, 1_000, 10_000), 300, 30, 5.0, (1, 2, 4, 8, 16), 50, 1_000, 200, 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,23 @@ class Concurrency:
     @property
     def throughput(self) -> float:
         return self.acknowledged / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    design: str
+    reader: str
+    steps: int  # timed writes attempted
+    unseen: int  # of them, writes the reader did not see within the timeout
+    visibility: Stats | None  # of the writes it saw; None when it saw none
+
+
+@dataclass(frozen=True, slots=True)
+class OneShot:
+    what: str  # a design, or a reference command
+    runs: int
+    median_ms: float
+    min_ms: float
 
 
 # -- latency --------------------------------------------------------------------------------------
@@ -212,12 +244,112 @@ def measure_concurrency(root: Path, made: Design, writers: int, plan: Plan) -> C
     )
 
 
-def checkbox(text: bytes, task: int) -> str | None:
-    """Task ``task``'s checkbox character in ``text``, or None when its line is gone."""
+checkbox = checkbox_at
+
+
+# -- visibility -----------------------------------------------------------------------------------
+
+
+def measure_visibility(root: Path, made: Design, variant: str, plan: Plan) -> Visibility:
+    lay = layout(plan.concurrency_tasks)
+    root.mkdir(parents=True)
+    made.setup(root, lay)
+    backend = made.open(root)
+    command = [sys.executable, "-m", "approaches.reader", made.key, str(root), variant]
+    reader = subprocess.Popen(
+        [*command, str(VISIBILITY_TIMEOUT)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=child_env(),
+    )
+    assert reader.stdin is not None and reader.stdout is not None
+    samples: list[int] = []
+    unseen = 0
+    steps = 0
+    in_a_row = 0
     try:
-        return chr(text[checkbox_offset(text, task)])
-    except (KeyError, ValueError, IndexError):
-        return None
+        if reader.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"a {made.key} reader did not start")
+        for number, (task, status) in enumerate(walk(lay.size)):
+            if steps >= plan.visibility_steps or in_a_row >= VISIBILITY_GIVE_UP:
+                break
+            reader.stdin.write(f"{task} {status.checkbox}\n".encode())
+            reader.stdin.flush()
+            if reader.stdout.readline().strip() != b"armed":
+                raise RuntimeError(f"a {made.key} reader stopped")
+            backend.set_status(task, status.checkbox)
+            returned = time.monotonic_ns()
+            answer = reader.stdout.readline().strip()
+            if not answer:
+                raise RuntimeError(f"a {made.key} reader stopped")
+            if number < VISIBILITY_WARMUP:
+                continue
+            steps += 1
+            if answer == b"none":
+                unseen += 1
+                in_a_row += 1
+            else:
+                samples.append(int(answer) - returned)
+                in_a_row = 0
+        reader.stdin.write(b"\n")
+        reader.stdin.flush()
+        reader.wait(timeout=30)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait()
+        reader.stdin.close()
+        reader.stdout.close()
+        backend.close()
+        made.stop(root)
+    shutil.rmtree(root)
+    return Visibility(made.key, variant, steps, unseen, stats(samples) if samples else None)
+
+
+# -- one-shot -------------------------------------------------------------------------------------
+
+
+def wall_ns(command: Sequence[str], cwd: Path) -> int:
+    started = time.perf_counter_ns()
+    subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=child_env())
+    return time.perf_counter_ns() - started
+
+
+def one_shot(what: str, samples: Sequence[int]) -> OneShot:
+    return OneShot(what, len(samples), statistics.median(samples) / 1e6, min(samples) / 1e6)
+
+
+def measure_oneshot(root: Path, designs: Sequence[Design], cli: Path, plan: Plan) -> list[OneShot]:
+    lay = layout(plan.concurrency_tasks)
+    root.mkdir(parents=True)
+    runs = plan.oneshot_runs
+    found: list[OneShot] = []
+    reference: dict[str, list[int]] = {'python -c "import pygit2, click"': []}
+    for _ in range(runs):
+        command = [sys.executable, "-c", "import pygit2, click"]
+        reference['python -c "import pygit2, click"'].append(wall_ns(command, root))
+    found.append(one_shot(*next(iter(reference.items()))))
+    for n, made in enumerate(designs):
+        where = root / f"design-{n}"  # not a design's key: `-m` puts the directory on sys.path
+        where.mkdir()
+        made.setup(where, lay)
+        samples = []
+        for task in range(1, runs + 1):
+            command = [sys.executable, "-m", "approaches.oneshot", made.key, str(where)]
+            samples.append(wall_ns([*command, str(task), WRITTEN], where))
+        final = made.final(where)
+        if any(checkbox(final, task) != WRITTEN for task in range(1, runs + 1)):
+            raise RuntimeError(f"{made.key}: a one-shot write is missing")
+        found.append(one_shot(made.key, samples))
+        if made.key == "tasksync":  # the real entry point on the same store
+            samples = []
+            for task in range(runs + 1, 2 * runs + 1):
+                command = [str(cli), "status", "set", str(task), Status.IN_PROGRESS.value]
+                samples.append(wall_ns(command, where / "repo"))
+            found.append(one_shot("git-tasks status set (tasksync's CLI)", samples))
+        made.stop(where)
+    shutil.rmtree(root)
+    return found
 
 
 # -- output ---------------------------------------------------------------------------------------
@@ -235,7 +367,12 @@ def history_note(history: dict[str, int] | None) -> str:
     )
 
 
-def tables(latency: Sequence[Latency], concurrency: Sequence[Concurrency]) -> str:
+def tables(
+    latency: Sequence[Latency],
+    concurrency: Sequence[Concurrency],
+    visibility: Sequence[Visibility],
+    oneshot: Sequence[OneShot],
+) -> str:
     sizes = sorted({r.tasks for r in latency})
     keys = list(dict.fromkeys(r.design for r in latency))
     out = [
@@ -261,6 +398,26 @@ def tables(latency: Sequence[Latency], concurrency: Sequence[Concurrency]) -> st
             f"| {ms(c.latency.median_ms)} / {ms(c.latency.p99_ms)} "
             f"| {'yes' if c.intact else '**no**'} | {history_note(c.history)} |"
         )
+    out += [
+        "",
+        "| design | reader (another workspace, another process) | visible after: median / p99 "
+        "| not seen within the timeout |",
+        "|---|---|---:|---:|",
+    ]
+    for v in visibility:
+        seen = (
+            f"{ms(v.visibility.median_ms)} / {ms(v.visibility.p99_ms)}"
+            if v.visibility is not None
+            else "**never**"
+        )
+        out.append(f"| {v.design} | {v.reader} | {seen} | {v.unseen} of {v.steps} |")
+    out += [
+        "",
+        "| one operation by a fresh process | runs | median | min |",
+        "|---|---:|---:|---:|",
+    ]
+    for o in oneshot:
+        out.append(f"| {o.what} | {o.runs} | {ms(o.median_ms)} | {ms(o.min_ms)} |")
     return "\n".join(out)
 
 
@@ -272,6 +429,8 @@ def run(args: argparse.Namespace) -> None:
     load_before = load()
     latency: list[Latency] = []
     concurrency: list[Concurrency] = []
+    visibility: list[Visibility] = []
+    oneshot: list[OneShot] = []
     with sealed_environment() as root:
         info = machine(interpreter_of(cli))
         designs = [design(key) for key in args.designs]
@@ -285,9 +444,16 @@ def run(args: argparse.Namespace) -> None:
                 concurrency.append(
                     measure_concurrency(root / f"writers-{writers}-{made.key}", made, writers, plan)
                 )
+        print("visibility ...", file=sys.stderr, flush=True)
+        for made in designs:
+            for n, variant in enumerate(made.readers):
+                where = root / f"visibility-{made.key}-{n}"
+                visibility.append(measure_visibility(where, made, variant, plan))
+        print("one-shot processes ...", file=sys.stderr, flush=True)
+        oneshot = measure_oneshot(root / "oneshot", designs, cli, plan)
     load_after = load()
     seconds = time.monotonic() - started
-    table = tables(latency, concurrency)
+    table = tables(latency, concurrency, visibility, oneshot)
     print(table)
     print("\n" + machine_line(info, seconds, load_before, load_after))
     result = {
@@ -306,6 +472,9 @@ def run(args: argparse.Namespace) -> None:
         "concurrency": [
             {**asdict(c), "acknowledged_per_second": round(c.throughput, 1)} for c in concurrency
         ],
+        "visibility_timeout_seconds": VISIBILITY_TIMEOUT,
+        "visibility": [asdict(v) for v in visibility],
+        "oneshot": [asdict(o) for o in oneshot],
         "table": table,
     }
     write_result(args.out, result)
@@ -314,7 +483,7 @@ def run(args: argparse.Namespace) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     modes = parser.add_mutually_exclusive_group()
-    modes.add_argument("--quick", action="store_true", help="fewer operations, under 2 minutes")
+    modes.add_argument("--quick", action="store_true", help="fewer operations, under 3 minutes")
     modes.add_argument("--full", action="store_true", help="also 10,000 tasks and 16 writers")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON result file")
     parser.add_argument("--cli", type=Path, help="the git-tasks script (for the machine line)")

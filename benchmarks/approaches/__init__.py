@@ -5,7 +5,9 @@ Every design keeps the same ``process/tasks.md`` content (one line per task, as
 checkbox character. A design is used in three steps: ``setup`` once builds its shared state
 under a directory, ``open`` gives a writer its :class:`Backend` (in any process, any number of
 times), and ``final`` reads the state the design considers authoritative, as tasks.md bytes, for
-the checker. ``stop`` ends whatever ``setup`` started. The prototypes are faithful to their
+the checker. ``stop`` ends whatever ``setup`` started. ``reader`` gives another workspace's
+reader (in another process) for the visibility measurement, one per name in ``readers``. The
+prototypes are faithful to their
 design's mechanism (what is written, what is locked, which process owns what) and nothing more:
 no error messages for users, no recovery.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -34,6 +38,7 @@ DESIGNS: dict[str, tuple[str, str]] = {
     "E-filelock-rename": ("approaches.filelock_rename", "FileLockRename"),
     "tasksync": ("approaches.tasksync_store", "Tasksync"),
     "tasksync-nolock": ("approaches.tasksync_store", "TasksyncNoLock"),
+    "tasksync-fsync": ("approaches.tasksync_store", "TasksyncFsync"),
 }
 
 
@@ -50,10 +55,53 @@ class Backend(Protocol):
         """Release what the handle holds."""
 
 
+class Reader(Protocol):
+    """A reader in another workspace, waiting to see one write."""
+
+    def arm(self, task: int, char: str) -> None:
+        """Get ready to see the next write (called before it starts)."""
+
+    def wait_for(self, task: int, char: str, timeout: float) -> int | None:
+        """The monotonic clock (ns) when this reader first saw task ``task``'s checkbox be
+        ``char``; None when it did not within ``timeout`` seconds."""
+
+    def close(self) -> None:
+        """Release what the reader holds."""
+
+
+class PollingReader:
+    """A reader that looks again and again, as fast as it can (no pause between looks)."""
+
+    def __init__(self, look: Callable[[int], str | None], close: Callable[[], None]) -> None:
+        self._look = look  # the checkbox of a task as the reader sees it now
+        self._close = close
+        self._stale = False
+
+    def arm(self, task: int, char: str) -> None:
+        # Every write changes the checkbox: a reader that sees the new one before the write is
+        # behind (it missed the write before), and cannot tell this write apart.
+        self._stale = self._look(task) == char
+
+    def wait_for(self, task: int, char: str, timeout: float) -> int | None:
+        if self._stale:
+            return None
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._look(task) == char:
+                return time.monotonic_ns()
+            if time.monotonic() > deadline:
+                return None
+
+    def close(self) -> None:
+        self._close()
+
+
 class Design:
     """A design: how its shared state is built, opened by a writer, read back and stopped."""
 
     key = ""
+    #: The readers of the visibility measurement: names for ``reader``, the first the default.
+    readers: tuple[str, ...] = ("read() loop",)
 
     def setup(self, root: Path, lay: Layout) -> None:
         raise NotImplementedError
@@ -70,6 +118,11 @@ class Design:
     def audit(self, root: Path, acknowledged: list[int]) -> dict[str, int] | None:
         """What the design's history says about the acknowledged operations, if it keeps one."""
         return None
+
+    def reader(self, root: Path, variant: str) -> Reader:
+        """A reader in another workspace: by default, another writer's ``read()`` in a loop."""
+        backend = self.open(root)
+        return PollingReader(lambda task: checkbox_at(backend.read(), task), backend.close)
 
 
 def design(key: str) -> Design:
@@ -106,6 +159,14 @@ def checkbox_offset(text: bytes, task: int) -> int:
     if text[start : start + 3] != b"- [":
         raise ValueError(f"the line of task #{task:03d} is not a task line")
     return start + 3
+
+
+def checkbox_at(text: bytes, task: int) -> str | None:
+    """Task ``task``'s checkbox character in ``text``, or None when its line is gone."""
+    try:
+        return chr(text[checkbox_offset(text, task)])
+    except (KeyError, ValueError, IndexError):
+        return None
 
 
 def edit(text: bytes, task: int, char: str) -> bytes:

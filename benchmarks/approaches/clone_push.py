@@ -74,6 +74,7 @@ class Clone:
 
 class ClonePush(Design):
     locked = True
+    readers = ("own clone + git fetch loop",)
 
     def setup(self, root: Path, lay: Layout) -> None:
         from bench_status_set import build_working_tree

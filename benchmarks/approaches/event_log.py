@@ -45,6 +45,8 @@ class Log:
 
 
 class EventLog(Design):
+    readers = ("replay loop",)
+
     def setup(self, root: Path, lay: Layout) -> None:
         (root / "base.md").write_bytes(lay.index)
         (root / "events.log").write_bytes(b"")

@@ -107,6 +107,7 @@ class Client:
 
 class Server(Design):
     fsync = False
+    readers = ("read request loop",)
 
     def __init__(self) -> None:
         self.servers: dict[Path, subprocess.Popen[bytes]] = {}

@@ -50,6 +50,8 @@ class Rows:
 
 
 class SqliteWal(Design):
+    readers = ("query loop",)
+
     def setup(self, root: Path, lay: Layout) -> None:
         offsets = sorted(checkbox_offsets(lay.index).items(), key=lambda item: item[1])
         text = lay.index

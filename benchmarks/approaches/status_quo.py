@@ -1,13 +1,23 @@
 """Status quo: tasks.md in a git working tree, edited in place, then ``git add`` and
 ``git commit`` as processes. No locking: writers sharing the working tree read, edit and save
-the file concurrently, and their commits race for git's index lock."""
+the file concurrently, and their commits race for git's index lock. Another session's reader
+has its own worktree on its own branch: it sees a write only once it merges it."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from approaches import Backend, Design, commit_message, edit, git
+from approaches import (
+    Backend,
+    Design,
+    PollingReader,
+    Reader,
+    checkbox_at,
+    commit_message,
+    edit,
+    git,
+)
 
 if TYPE_CHECKING:
     from bench_status_set import Layout
@@ -33,11 +43,14 @@ class WorkingTree:
 
 
 class StatusQuo(Design):
+    readers = ("own worktree", "own worktree + git merge loop")
+
     def setup(self, root: Path, lay: Layout) -> None:
         from bench_status_set import build_working_tree
 
         build_working_tree(root / "tree", lay, 0)
         git(root / "tree", "config", "gc.auto", "0")  # no background gc racing the clean-up
+        git(root / "tree", "worktree", "add", "-q", "-b", "reader", str(root / "reader"))
 
     def open(self, root: Path) -> Backend:
         return WorkingTree(root / "tree")
@@ -45,3 +58,14 @@ class StatusQuo(Design):
     def final(self, root: Path) -> bytes:
         """What is committed: HEAD's tasks.md (the working tree may hold an uncommitted edit)."""
         return git(root / "tree", "show", f"HEAD:{INDEX_PATH}")
+
+    def reader(self, root: Path, variant: str) -> Reader:
+        tree = root / "reader"
+        merge = variant != self.readers[0]
+
+        def look(task: int) -> str | None:
+            if merge:
+                git(tree, "merge", "-q", "--ff-only", "main")
+            return checkbox_at((tree / INDEX_PATH).read_bytes(), task)
+
+        return PollingReader(look, lambda: None)

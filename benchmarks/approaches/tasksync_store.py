@@ -1,30 +1,52 @@
 """tasksync itself: ``TaskStore.set_status`` on a store in the repository's object store, every
 write a commit landed with compare-and-swap; with its file lock (the default) or without it
 (``git config tasks.fileLock false``, so concurrent writers only retry the compare-and-swap).
-fsync is off, the default."""
+fsync is off, the default, except in ``tasksync-fsync``: there libgit2 fsyncs objects and refs
+(``pygit2.settings.enable_fsync_gitdir``, process-wide, so turned on for each write and off
+after it: the other designs measured in the same process write without it). Another
+workspace's reader is a worktree of the repository, calling ``TaskStore.get`` in a loop or
+following ``TaskStore.watch`` (woken by inotify)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from approaches import Backend, Design, git
+import pygit2
+
+from approaches import Backend, Design, PollingReader, Reader, git
 from tasksync import Status, TaskStore
 
 if TYPE_CHECKING:
     from bench_status_set import Layout
 
 
+def status_of(char: str) -> Status:
+    status = Status.from_checkbox(char)
+    if status is None:
+        raise ValueError(f"{char!r} is not a status")
+    return status
+
+
 class Handle:
+    fsync = False
+
     def __init__(self, path: Path) -> None:
         self.store = TaskStore.open(path)
 
     def set_status(self, task: int, char: str) -> None:
-        status = Status.from_checkbox(char)
-        if status is None:
-            raise ValueError(f"{char!r} is not a status")
-        self.store.set_status(task, status)
+        status = status_of(char)
+        if not self.fsync:
+            self.store.set_status(task, status)
+            return
+        pygit2.settings.enable_fsync_gitdir(True)
+        try:
+            self.store.set_status(task, status)
+        finally:
+            pygit2.settings.enable_fsync_gitdir(False)
 
     def read(self) -> bytes:
         return self.store.index_text().encode()
@@ -33,8 +55,41 @@ class Handle:
         pass
 
 
+class FsyncHandle(Handle):
+    fsync = True
+
+
+class Watcher:
+    """``TaskStore.watch`` running all along: each wait takes its next events."""
+
+    def __init__(self, path: Path) -> None:
+        self.watch = TaskStore.open(path).watch()
+        self.events = iter(self.watch)
+        self.timer: threading.Timer | None = None
+
+    def arm(self, task: int, char: str) -> None:
+        pass
+
+    def wait_for(self, task: int, char: str, timeout: float) -> int | None:
+        self.timer = threading.Timer(timeout, self.watch.stop)  # stops the watch for good
+        self.timer.start()
+        try:
+            wanted = status_of(char).value
+            for event in self.events:
+                if event.task is not None and (event.task.number, event.status) == (task, wanted):
+                    return time.monotonic_ns()
+            return None
+        finally:
+            self.timer.cancel()
+
+    def close(self) -> None:
+        self.watch.stop()
+
+
 class Tasksync(Design):
     file_lock = True
+    handle = Handle
+    readers = ("TaskStore.get loop", "TaskStore.watch (inotify)")
 
     def setup(self, root: Path, lay: Layout) -> None:
         from bench_status_set import build_store
@@ -43,9 +98,16 @@ class Tasksync(Design):
         git(root / "repo", "config", "gc.auto", "0")
         if not self.file_lock:
             git(root / "repo", "config", "tasks.fileLock", "false")
+        git(root / "repo", "worktree", "add", "-q", "--detach", str(root / "reader"))
 
     def open(self, root: Path) -> Backend:
-        return Handle(root / "repo")
+        return self.handle(root / "repo")
+
+    def reader(self, root: Path, variant: str) -> Reader:
+        if variant == self.readers[1]:
+            return Watcher(root / "reader")
+        store = TaskStore.open(root / "reader")
+        return PollingReader(lambda task: store.get(task).status.checkbox, lambda: None)
 
     def final(self, root: Path) -> bytes:
         return TaskStore.open(root / "repo").index_text().encode()
@@ -72,3 +134,7 @@ class Tasksync(Design):
 
 class TasksyncNoLock(Tasksync):
     file_lock = False
+
+
+class TasksyncFsync(Tasksync):
+    handle = FsyncHandle
