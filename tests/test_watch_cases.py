@@ -8,33 +8,16 @@ from pathlib import Path
 
 import pytest
 from conftest import git, run_main
+from test_watch import collect
 
 from tasksync import Event, TaskStore
 from tasksync import watch as watch_module
-from tasksync.watch import Watch
 
 Brief = tuple[str, str | None, str | None, str | None]  # kind, task, before, after
 
 
 def brief(events: list[Event]) -> list[Brief]:
     return [(e.kind, None if e.task is None else str(e.task), e.before, e.after) for e in events]
-
-
-def collect(watch: Watch, until: str, limit: float = 20.0) -> list[Event]:
-    """Events up to the last one of commit ``until``; a watch that never gets there is
-    stopped after ``limit`` seconds instead of hanging the test."""
-    timer = threading.Timer(limit, watch.stop)
-    timer.start()
-    out: list[Event] = []
-    try:
-        for event in watch:
-            out.append(event)
-            if watch.last == until:
-                break
-    finally:
-        timer.cancel()
-        watch.stop()
-    return out
 
 
 def clone_without_hub(root: Path, name: str, remote: Path) -> TaskStore:
