@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import shutil
 import statistics
 import subprocess
@@ -49,20 +48,15 @@ from pathlib import Path
 from approaches import DESIGNS, Backend, Design, checkbox_at, child_env, design
 from bench_status_set import (
     Layout,
+    Session,
     Stats,
     applied,
     find_cli,
-    interpreter_of,
     layout,
-    load,
-    machine,
-    machine_line,
     ms,
-    result_head,
     sealed_environment,
     stats,
     walk,
-    write_result,
 )
 
 from tasksync import Status
@@ -424,15 +418,13 @@ def tables(
 def run(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else FULL if args.full else DEFAULT
     cli = find_cli(args.cli)
-    command = shlex.join([sys.executable, *sys.argv])
-    started = time.monotonic()
-    load_before = load()
+    session = Session("approaches", args.quick, cli, plan)
     latency: list[Latency] = []
     concurrency: list[Concurrency] = []
     visibility: list[Visibility] = []
     oneshot: list[OneShot] = []
     with sealed_environment() as root:
-        info = machine(interpreter_of(cli))
+        session.measure_machine()
         designs = [design(key) for key in args.designs]
         for size in plan.sizes:
             print(f"latency, {size:,} tasks ...", file=sys.stderr, flush=True)
@@ -451,33 +443,22 @@ def run(args: argparse.Namespace) -> None:
                 visibility.append(measure_visibility(where, made, variant, plan))
         print("one-shot processes ...", file=sys.stderr, flush=True)
         oneshot = measure_oneshot(root / "oneshot", designs, cli, plan)
-    load_after = load()
-    seconds = time.monotonic() - started
     table = tables(latency, concurrency, visibility, oneshot)
-    print(table)
-    print("\n" + machine_line(info, seconds, load_before, load_after))
-    result = {
-        **result_head(
-            "approaches",
-            command=command,
-            quick=args.quick,
-            seconds=seconds,
-            loads=(load_before, load_after),
-            info=info,
-            cli=cli,
-            plan=plan,
-        ),
-        "mode": "quick" if args.quick else "full" if args.full else "default",
-        "latency": [asdict(r) for r in latency],
-        "concurrency": [
-            {**asdict(c), "acknowledged_per_second": round(c.throughput, 1)} for c in concurrency
-        ],
-        "visibility_timeout_seconds": VISIBILITY_TIMEOUT,
-        "visibility": [asdict(v) for v in visibility],
-        "oneshot": [asdict(o) for o in oneshot],
-        "table": table,
-    }
-    write_result(args.out, result)
+    session.finish(
+        args.out,
+        table,
+        {
+            "mode": "quick" if args.quick else "full" if args.full else "default",
+            "latency": [asdict(r) for r in latency],
+            "concurrency": [
+                {**asdict(c), "acknowledged_per_second": round(c.throughput, 1)}
+                for c in concurrency
+            ],
+            "visibility_timeout_seconds": VISIBILITY_TIMEOUT,
+            "visibility": [asdict(v) for v in visibility],
+            "oneshot": [asdict(o) for o in oneshot],
+        },
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

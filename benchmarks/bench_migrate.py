@@ -33,27 +33,20 @@ import cProfile
 import io
 import pstats
 import random
-import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench_status_set import (
+    Session,
     Stats,
     find_cli,
-    interpreter_of,
-    load,
-    machine,
-    machine_line,
     ms,
-    result_head,
     sealed_environment,
     stats,
-    write_result,
 )
 
 from tasksync import TaskStore
@@ -342,40 +335,26 @@ def profile(built: Built, root: Path) -> None:
 def run(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else FULL
     cli = find_cli(args.cli)
-    command = shlex.join([sys.executable, *sys.argv])
-    started = time.monotonic()
-    load_before = load()
+    session = Session("migrate", args.quick, cli, plan)
     with sealed_environment() as root:
-        info = machine(interpreter_of(cli))
+        session.measure_machine()
         built = build(root, args.commits)
         if args.profile:
             profile(built, root)
             return
         results = measure(built, root, plan, cli)
-    load_after = load()
-    seconds = time.monotonic() - started
     text = table(built, results)
-    print(text)
-    print("\n" + machine_line(info, seconds, load_before, load_after))
-    result = {
-        **result_head(
-            "migrate",
-            command=command,
-            quick=args.quick,
-            seconds=seconds,
-            loads=(load_before, load_after),
-            info=info,
-            cli=cli,
-            plan=plan,
-        ),
-        "commits": len(built.commits),
-        "task_commits": len(built.task_commits),
-        "final_tasks": built.tasks,
-        "final_index_bytes": built.index_bytes,
-        "results": [asdict(r) for r in results],
-        "table": text,
-    }
-    write_result(args.out, result)
+    session.finish(
+        args.out,
+        text,
+        {
+            "commits": len(built.commits),
+            "task_commits": len(built.task_commits),
+            "final_tasks": built.tasks,
+            "final_index_bytes": built.index_bytes,
+            "results": [asdict(r) for r in results],
+        },
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

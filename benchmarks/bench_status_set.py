@@ -625,6 +625,44 @@ def result_head(
     }
 
 
+class Session:
+    """One benchmark run's bookkeeping: its command, the machine, the load and the time, from
+    start to the printed machine line and the JSON result file."""
+
+    def __init__(self, name: str, quick: bool, cli: Path, plan: object) -> None:
+        self.name = name
+        self.quick = quick
+        self.cli = cli
+        self.plan = plan
+        self.command = shlex.join([sys.executable, *sys.argv])
+        self.started = time.monotonic()
+        self.load_before = load()
+        self.info: dict[str, str] = {}
+
+    def measure_machine(self) -> dict[str, str]:
+        """Describe the machine (inside the sealed environment, as git will run there)."""
+        self.info = machine(interpreter_of(self.cli))
+        return self.info
+
+    def finish(self, out: Path, table: str, fields: Mapping[str, object], about: str = "") -> None:
+        """Print the tables and the machine line (after ``about``) and write the result."""
+        load_after = load()
+        seconds = time.monotonic() - self.started
+        print(table)
+        print("\n" + about + machine_line(self.info, seconds, self.load_before, load_after))
+        head = result_head(
+            self.name,
+            command=self.command,
+            quick=self.quick,
+            seconds=seconds,
+            loads=(self.load_before, load_after),
+            info=self.info,
+            cli=self.cli,
+            plan=self.plan,
+        )
+        write_result(out, {**head, **fields, "table": table})
+
+
 def write_result(out: Path, result: Mapping[str, object]) -> None:
     """Write a benchmark's JSON result file and say where it went."""
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -700,13 +738,11 @@ def run(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else FULL
     cli = find_cli(args.cli)
     interpreter = interpreter_of(cli)
-    command = shlex.join([sys.executable, *sys.argv])
     size_results: list[SizeResult] = []
     quo_results: list[StatusQuoResult] = []
-    started = time.monotonic()
-    load_before = load()
+    session = Session("status_set", args.quick, cli, plan)
     with sealed_environment() as root:
-        info = machine(interpreter)
+        session.measure_machine()
         for size in args.sizes:
             lay = layout(size)
             print(f"measuring {size:,} tasks ...", file=sys.stderr, flush=True)
@@ -726,43 +762,31 @@ def run(args: argparse.Namespace) -> None:
                 quo_results.append(
                     StatusQuoResult(kind, size, files, alone, in_process, quo, paired, target)
                 )
-    load_after = load()
-    seconds = time.monotonic() - started
     table = tables(size_results, quo_results)
-    print(table)
-    print("\n" + machine_line(info, seconds, load_before, load_after))
-    result = {
-        **result_head(
-            "status_set",
-            command=command,
-            quick=args.quick,
-            seconds=seconds,
-            loads=(load_before, load_after),
-            info=info,
-            cli=cli,
-            plan=plan,
-        ),
-        "targets": {**TARGETS, "status_quo_vs_in_process": STATUS_QUO_TARGETS},
-        "sizes": [
-            {
-                **asdict(r),
-                "in_process_vs_floor": round(r.floor_ratio, 3),
-                "control_vs_floor": round(r.control_ratio, 3),
-                "cli_vs_bare_import": round(r.cli_ratio, 3),
-            }
-            for r in size_results
-        ],
-        "status_quo": [
-            {
-                **asdict(q),
-                "status_quo_vs_in_process": round(q.ratio, 2),
-                "interleaved_status_quo_vs_in_process": round(q.interleaved_ratio, 2),
-            }
-            for q in quo_results
-        ],
-        "table": table,
-    }
-    write_result(args.out, result)
+    session.finish(
+        args.out,
+        table,
+        {
+            "targets": {**TARGETS, "status_quo_vs_in_process": STATUS_QUO_TARGETS},
+            "sizes": [
+                {
+                    **asdict(r),
+                    "in_process_vs_floor": round(r.floor_ratio, 3),
+                    "control_vs_floor": round(r.control_ratio, 3),
+                    "cli_vs_bare_import": round(r.cli_ratio, 3),
+                }
+                for r in size_results
+            ],
+            "status_quo": [
+                {
+                    **asdict(q),
+                    "status_quo_vs_in_process": round(q.ratio, 2),
+                    "interleaved_status_quo_vs_in_process": round(q.interleaved_ratio, 2),
+                }
+                for q in quo_results
+            ],
+        },
+    )
 
 
 # -- profiling ------------------------------------------------------------------------------------

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import shlex
 import socket
 import subprocess
 import sys
@@ -45,19 +44,15 @@ from functools import partial
 from pathlib import Path
 
 from bench_status_set import (
+    Session,
     Stats,
     build_store,
     find_cli,
-    interpreter_of,
     layout,
-    load,
-    machine,
     ms,
-    result_head,
     sealed_environment,
     stats,
     verdict,
-    write_result,
 )
 
 from tasksync import Status, TaskStore
@@ -490,47 +485,36 @@ def tables(syncs: Sequence[SyncResult], hubs: Sequence[HubResult]) -> str:
 def run(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else FULL
     cli = find_cli(args.cli)
-    command = shlex.join([sys.executable, *sys.argv])
-    started = time.monotonic()
-    load_before = load()
+    session = Session("sync", args.quick, cli, plan)
     with sealed_environment() as root:
-        info = machine(interpreter_of(cli))
+        session.measure_machine()
         syncs = measure_sync(root, plan)
         hubs = measure_hub(root, plan, cli)
-    load_after = load()
-    seconds = time.monotonic() - started
     text = tables(syncs, hubs)
-    print(text)
-    print(
-        f"\nsync: {plan.nothing} syncs with nothing to do and {plan.changes} with {CHANGES} "
-        f"changes on each side per remote, after {plan.warmup} warm-up rounds; hub: "
-        f"{plan.hub_steps} steps in process and {plan.hub_cli} processes per operation and "
-        f"side. {info['nproc']} CPUs, {info['python']}, pygit2 {info['pygit2']} "
-        f"(libgit2 {info['libgit2']}), {info['git']}; tasksync {info['tasksync_source']}; "
-        f"{seconds:.0f} s in all; load average {load_before} before, {load_after} after"
-    )
-    result = {
-        **result_head(
-            "sync",
-            command=command,
-            quick=args.quick,
-            seconds=seconds,
-            loads=(load_before, load_after),
-            info=info,
-            cli=cli,
-            plan=plan,
+    session.finish(
+        args.out,
+        text,
+        {
+            "tasks": TASKS,
+            "changes_per_side": CHANGES,
+            "target_hub_vs_worktree": HUB_TARGET,
+            "sync": [asdict(r) for r in syncs],
+            "hub": [
+                {
+                    **asdict(h),
+                    "session_vs_worktree": round(h.ratio, 3),
+                    "met": h.ratio <= HUB_TARGET,
+                }
+                for h in hubs
+            ],
+        },
+        about=(
+            f"sync: {plan.nothing} syncs with nothing to do and {plan.changes} with {CHANGES} "
+            f"changes on each side per remote, after {plan.warmup} warm-up rounds; hub: "
+            f"{plan.hub_steps} steps in process and {plan.hub_cli} processes per operation and "
+            "side. "
         ),
-        "tasks": TASKS,
-        "changes_per_side": CHANGES,
-        "target_hub_vs_worktree": HUB_TARGET,
-        "sync": [asdict(r) for r in syncs],
-        "hub": [
-            {**asdict(h), "session_vs_worktree": round(h.ratio, 3), "met": h.ratio <= HUB_TARGET}
-            for h in hubs
-        ],
-        "table": text,
-    }
-    write_result(args.out, result)
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -31,7 +31,6 @@ import argparse
 import json
 import queue
 import random
-import shlex
 import subprocess
 import sys
 import threading
@@ -41,18 +40,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench_status_set import (
+    Session,
     Stats,
     build_store,
     find_cli,
-    interpreter_of,
     layout,
-    load,
-    machine,
     ms,
-    result_head,
     sealed_environment,
     stats,
-    write_result,
 )
 
 from tasksync import Event, Status, TaskStore
@@ -295,40 +290,24 @@ def tables(results: Sequence[Result]) -> str:
 def run(args: argparse.Namespace) -> None:
     plan = QUICK if args.quick else FULL
     cli = find_cli(args.cli)
-    command = shlex.join([sys.executable, *sys.argv])
-    started = time.monotonic()
-    load_before = load()
+    session = Session("watch", args.quick, cli, plan)
     with sealed_environment() as root:
-        info = machine(interpreter_of(cli))
+        session.measure_machine()
         results = run_all(root, plan, cli, args.tasks)
-    load_after = load()
-    seconds = time.monotonic() - started
     text = tables(results)
-    print(text)
-    print(
-        f"\n{plan.writes} writes per writer and watcher after {plan.warmup} warm-up writes each, "
-        f"store of {args.tasks:,} tasks. {info['nproc']} CPUs, {info['python']}, pygit2 "
-        f"{info['pygit2']} (libgit2 {info['libgit2']}), {info['git']}; tasksync "
-        f"{info['tasksync_source']}; {seconds:.0f} s in all; load average {load_before} "
-        f"before, {load_after} after"
-    )
-    result = {
-        **result_head(
-            "watch",
-            command=command,
-            quick=args.quick,
-            seconds=seconds,
-            loads=(load_before, load_after),
-            info=info,
-            cli=cli,
-            plan=plan,
+    session.finish(
+        args.out,
+        text,
+        {
+            "tasks": args.tasks,
+            "target_p99_ms": TARGET_MS,
+            "results": [{**asdict(r), "met": r.latency.p99_ms <= TARGET_MS} for r in results],
+        },
+        about=(
+            f"{plan.writes} writes per writer and watcher after {plan.warmup} warm-up writes "
+            f"each, store of {args.tasks:,} tasks. "
         ),
-        "tasks": args.tasks,
-        "target_p99_ms": TARGET_MS,
-        "results": [{**asdict(r), "met": r.latency.p99_ms <= TARGET_MS} for r in results],
-        "table": text,
-    }
-    write_result(args.out, result)
+    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -336,13 +336,16 @@ class _Base:
             return False
 
 
-def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
+def tree_entry(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
+    """The entry at ``path`` of a tree, or None; FormatError when the tree cannot be read."""
     try:
-        entry = tree[path]
+        return tree[path]
     except (KeyError, ValueError):
         return None
     except pygit2.GitError as error:
         raise FormatError(path, f"cannot be read ({error})") from None
-    if entry.type_str != "blob":
-        return None
-    return str(entry.id)
+
+
+def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
+    entry = tree_entry(tree, path)
+    return None if entry is None or entry.type_str != "blob" else str(entry.id)

@@ -11,7 +11,7 @@ import pygit2
 from ..errors import FormatError, StoreError
 from ..identity import Identity, Signatures
 from ..markdown import INDEX_PATH, SPEC_DIR
-from ._base import TaskFiles
+from ._base import TaskFiles, tree_entry
 from .writing import _signature, _Writing
 
 
@@ -297,13 +297,8 @@ _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 
 def _plain_blob(tree: pygit2.Tree, path: str) -> str | None:
     """The blob id of a file (not a symlink or submodule) at ``path``, or None."""
-    try:
-        entry = tree[path]
-    except (KeyError, ValueError):
-        return None
-    except pygit2.GitError as error:
-        raise FormatError(path, f"cannot be read ({error})") from None
-    return str(entry.id) if entry.filemode in _FILE_MODES else None
+    entry = tree_entry(tree, path)
+    return None if entry is None or entry.filemode not in _FILE_MODES else str(entry.id)
 
 
 def _shown(path: str) -> str:
