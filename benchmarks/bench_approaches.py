@@ -7,7 +7,7 @@ Run from the repository root with the interpreter tasksync is installed in::
     python benchmarks/bench_approaches.py --full     # also 10,000 tasks and 16 writers
 
 Each design of ``benchmarks/approaches`` (the status quo, A-E, tasksync with and without its
-file lock, with fsync) holds the same ``process/tasks.md`` and sets task checkboxes. Four
+file lock, with fsync) holds the same ``process/tasks.md`` and sets task checkboxes. Five
 measurements:
 
 1. latency: one writer per design in this process, the designs alternating step by step (the
@@ -26,7 +26,10 @@ measurements:
    reader that does not see a write within the timeout counts it as not visible;
 4. one-shot: the wall time of a fresh process that imports the design, opens it, sets one
    task's checkbox and exits, next to ``python -c "import pygit2, click"`` and
-   ``git-tasks status set``.
+   ``git-tasks status set``;
+5. disk: the bytes under each design's directory after one writer's status changes at 1,000
+   tasks (10,000 with ``--full``), with git's automatic gc as users have it and, for
+   tasksync, with its packing on and off.
 
 Prints markdown tables and writes a JSON file. Nothing is asserted about timing.
 """
@@ -80,11 +83,12 @@ class Plan:
     concurrency_tasks: int  # size of the store the writers share
     visibility_steps: int  # timed writes per design and reader (on a store of 1,000 tasks)
     oneshot_runs: int  # fresh processes per design
+    disk_operations: int  # status changes per design before its disk use is measured
 
 
-QUICK = Plan((100, 1_000), 40, 5, 0.5, (1, 2, 4, 8), 12, 1_000, 20, 5)
-DEFAULT = Plan((100, 1_000), 200, 20, 2.0, (1, 2, 4, 8), 40, 1_000, 100, 10)
-FULL = Plan((100, 1_000, 10_000), 300, 30, 5.0, (1, 2, 4, 8, 16), 50, 1_000, 200, 20)
+QUICK = Plan((100, 1_000), 40, 5, 0.5, (1, 2, 4, 8), 12, 1_000, 20, 5, 500)
+DEFAULT = Plan((100, 1_000), 200, 20, 2.0, (1, 2, 4, 8), 40, 1_000, 100, 10, 2_000)
+FULL = Plan((100, 1_000, 10_000), 300, 30, 5.0, (1, 2, 4, 8, 16), 50, 1_000, 200, 20, 10_000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +124,16 @@ class Visibility:
     steps: int  # timed writes attempted
     unseen: int  # of them, writes the reader did not see within the timeout
     visibility: Stats | None  # of the writes it saw; None when it saw none
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    design: str
+    variant: str
+    operations: int
+    setup_bytes: int  # everything under the design's directory once set up
+    bytes: int  # and after the operations (and any background maintenance they started)
+    seconds: float  # the operations' wall time
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,6 +314,42 @@ def measure_visibility(root: Path, made: Design, variant: str, plan: Plan) -> Vi
     return Visibility(made.key, variant, steps, unseen, stats(samples) if samples else None)
 
 
+# -- disk ---------------------------------------------------------------------------------------
+
+
+def used_bytes(root: Path) -> int:
+    """Apparent sizes of every file under ``root`` (links not followed)."""
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def measure_disk(root: Path, made: Design, variant: str, plan: Plan) -> Disk:
+    """One writer makes ``plan.disk_operations`` status changes at 1,000 tasks, as the
+    latency walk does; the design's directory is measured once background work has ended."""
+    lay = layout(1_000)
+    root.mkdir(parents=True)
+    made.setup(root, lay)
+    made.for_disk(root, variant)
+    made.settle(root)
+    before = used_bytes(root)
+    backend = made.open(root)
+    taken: list[tuple[int, Status]] = []
+    started = time.monotonic()
+    for task, status in walk(lay.size):
+        if len(taken) >= plan.disk_operations:
+            break
+        backend.set_status(task, status.checkbox)
+        taken.append((task, status))
+    seconds = time.monotonic() - started
+    backend.close()
+    made.settle(root)
+    if made.final(root) != applied(lay, taken):
+        raise RuntimeError(f"{made.key}: the final tasks.md differs from the walk's")
+    after = used_bytes(root)
+    made.stop(root)
+    shutil.rmtree(root)
+    return Disk(made.key, variant, len(taken), before, after, seconds)
+
+
 # -- one-shot -------------------------------------------------------------------------------------
 
 
@@ -366,6 +416,7 @@ def tables(
     concurrency: Sequence[Concurrency],
     visibility: Sequence[Visibility],
     oneshot: Sequence[OneShot],
+    disk: Sequence[Disk] = (),
 ) -> str:
     sizes = sorted({r.tasks for r in latency})
     keys = list(dict.fromkeys(r.design for r in latency))
@@ -382,14 +433,18 @@ def tables(
     out += [
         "",
         "| design | writers | ops | acknowledged | failed | **lost** | acknowledged/s "
-        "| median / p99 | tasks.md intact | history |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| ÷ 1 writer's | median / p99 | p99 ÷ 1 writer's median | tasks.md intact | history |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+    alone = {c.design: c for c in concurrency if c.writers == 1}
     for c in concurrency:
+        one = alone.get(c.design)
+        speed = f"{c.throughput / one.throughput:.2f}×" if one and one.throughput else ""
+        tail = f"{c.latency.p99_ms / one.latency.median_ms:.1f}×" if one else ""
         out.append(
             f"| {c.design} | {c.writers} | {c.operations} | {c.acknowledged} | {c.failed} "
-            f"| **{c.lost}** | {c.throughput:,.0f} "
-            f"| {ms(c.latency.median_ms)} / {ms(c.latency.p99_ms)} "
+            f"| **{c.lost}** | {c.throughput:,.0f} | {speed} "
+            f"| {ms(c.latency.median_ms)} / {ms(c.latency.p99_ms)} | {tail} "
             f"| {'yes' if c.intact else '**no**'} | {history_note(c.history)} |"
         )
     out += [
@@ -412,7 +467,26 @@ def tables(
     ]
     for o in oneshot:
         out.append(f"| {o.what} | {o.runs} | {ms(o.median_ms)} | {ms(o.min_ms)} |")
+    if disk:
+        out += [
+            "",
+            f"| design, {disk[0].operations:,} status changes at 1,000 tasks | set up "
+            "| after | grown | per 1,000 changes | changes/s |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for d in disk:
+            name = d.design if d.variant == "as set up" else f"{d.design}, {d.variant}"
+            grown = d.bytes - d.setup_bytes
+            out.append(
+                f"| {name} | {mb(d.setup_bytes)} | {mb(d.bytes)} | {mb(grown)} "
+                f"| {mb(grown * 1000 // max(1, d.operations))} "
+                f"| {d.operations / d.seconds:,.0f} |"
+            )
     return "\n".join(out)
+
+
+def mb(count: int) -> str:
+    return f"{count / 1e6:,.2f} MB"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -423,6 +497,7 @@ def run(args: argparse.Namespace) -> None:
     concurrency: list[Concurrency] = []
     visibility: list[Visibility] = []
     oneshot: list[OneShot] = []
+    disk: list[Disk] = []
     with sealed_environment() as root:
         session.measure_machine()
         designs = [design(key) for key in args.designs]
@@ -443,7 +518,11 @@ def run(args: argparse.Namespace) -> None:
                 visibility.append(measure_visibility(where, made, variant, plan))
         print("one-shot processes ...", file=sys.stderr, flush=True)
         oneshot = measure_oneshot(root / "oneshot", designs, cli, plan)
-    table = tables(latency, concurrency, visibility, oneshot)
+        print(f"disk, {plan.disk_operations:,} operations ...", file=sys.stderr, flush=True)
+        for made in designs:
+            for n, variant in enumerate(made.disk_variants):
+                disk.append(measure_disk(root / f"disk-{made.key}-{n}", made, variant, plan))
+    table = tables(latency, concurrency, visibility, oneshot, disk)
     session.finish(
         args.out,
         table,
@@ -457,6 +536,7 @@ def run(args: argparse.Namespace) -> None:
             "visibility_timeout_seconds": VISIBILITY_TIMEOUT,
             "visibility": [asdict(v) for v in visibility],
             "oneshot": [asdict(o) for o in oneshot],
+            "disk": [asdict(d) for d in disk],
         },
     )
 

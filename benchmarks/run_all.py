@@ -113,18 +113,22 @@ def plots(written: list[Path]) -> str | None:
     pyplot.close(figure)
 
     concurrency = data.get("concurrency", [])
-    figure, (left, right) = pyplot.subplots(1, 2, figsize=(11, 4.5))
+    figure, (left, middle, right) = pyplot.subplots(1, 3, figsize=(15, 4.5))
     for design in dict.fromkeys(row["design"] for row in concurrency):
         rows = sorted((r for r in concurrency if r["design"] == design), key=lambda r: r["writers"])
         writers = [r["writers"] for r in rows]
         left.plot(
             writers, [r.get("acknowledged_per_second") or 0 for r in rows], "o-", label=design
         )
+        middle.plot(writers, [r["latency"]["p99_ms"] for r in rows], "o-", label=design)
         line = right.plot(writers, [r["lost"] for r in rows], "o-", label=design)
         right.plot(writers, [r["failed"] for r in rows], "x--", color=line[0].get_color())
     left.set_xlabel("concurrent writer processes")
     left.set_ylabel("acknowledged operations per second")
     left.set_yscale("log")
+    middle.set_xlabel("concurrent writer processes")
+    middle.set_ylabel("p99 latency of one operation (ms, log scale)")
+    middle.set_yscale("log")
     right.set_xlabel("concurrent writer processes")
     right.set_ylabel("lost (solid) and failed (dashed) operations")
     right.set_ylim(bottom=0)
@@ -133,6 +137,21 @@ def plots(written: list[Path]) -> str | None:
     written.append(RESULTS / "approaches-writers.png")
     figure.savefig(written[-1], dpi=120)
     pyplot.close(figure)
+
+    disk = data.get("disk", [])
+    if disk:
+        names = [
+            r["design"] if r["variant"] == "as set up" else f"{r['design']}, {r['variant']}"
+            for r in disk
+        ]
+        figure, axes = pyplot.subplots(figsize=(9, 4.5))
+        axes.barh(names, [r["bytes"] / 1e6 for r in disk])
+        axes.invert_yaxis()
+        axes.set_xlabel(f"MB on disk after {disk[0]['operations']:,} status changes at 1,000 tasks")
+        figure.tight_layout()
+        written.append(RESULTS / "approaches-disk.png")
+        figure.savefig(written[-1], dpi=120)
+        pyplot.close(figure)
     return None
 
 

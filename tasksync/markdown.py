@@ -194,6 +194,7 @@ class Index:
 
     __slots__ = (
         "_fences",
+        "_last_scan",
         "_lines",
         "_links",
         "_lookups",
@@ -224,6 +225,8 @@ class Index:
         # lookup in a chain of checkbox edits (which keep every line where it is).
         self._links: dict[int, list[int]] | None = None
         self._lookups = 0
+        # The last lookup's number and result: one operation often looks a task up twice.
+        self._last_scan: tuple[int, tuple[TaskLine, ...]] | None = None
 
     @classmethod
     def parse(cls, text: str) -> Index:
@@ -231,6 +234,7 @@ class Index:
         index._text = text
         index._lines = index._tasks = index._positions = index._fences = index._links = None
         index._lookups = 0
+        index._last_scan = None
         index._reserved = frozenset()
         index._open_fence = None
         return index
@@ -336,6 +340,8 @@ class Index:
         whose last id link has this number. A line is inside a fence when an odd number of
         fence lines come before it.
         """
+        if self._last_scan is not None and self._last_scan[0] == number:
+            return list(self._last_scan[1])
         text = self.text
         if self._fences is None:
             self._fences = _fence_lines(text)
@@ -365,6 +371,7 @@ class Index:
                 continue
             description = _description(split_lines(text[stop : _block_end(text, stop)]), 0)
             found.append(_task(text.count("\n", 0, start), parsed, description, start))
+        self._last_scan = (number, tuple(found))
         return found
 
     def next_id(self) -> TaskId:

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gc
 import os
-import signal
 import subprocess
-import sys
 import time
 import weakref
 from pathlib import Path
-from types import FrameType
 
 import pytest
 from conftest import git
 
 from tasksync import ContentionTimeout, FormatError, TaskStore, TaskSyncError
-from tasksync.lock import KernelLock
 
 REF = "refs/tasks/main"
 
@@ -182,43 +177,6 @@ def test_corrupt_spec_blob_raises_a_tasksync_error(store: TaskStore, repo: Path)
 
 
 # -- (4) descriptors and retained resources -----------------------------------------------------
-
-
-class _Interrupted(Exception):
-    pass
-
-
-def _descriptors_on(path: Path) -> int:
-    count = 0
-    for entry in Path("/proc/self/fd").iterdir():
-        try:
-            if entry.readlink() == path:
-                count += 1
-        except OSError:
-            continue
-    return count
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/fd")
-def test_kernel_lock_closes_its_descriptor_when_interrupted_while_waiting(tmp_path: Path) -> None:
-    path = tmp_path / "refs%tasks%main.lock"
-    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    fcntl.flock(holder, fcntl.LOCK_EX)
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise _Interrupted
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
-        with pytest.raises(_Interrupted), KernelLock(path, time.monotonic() + 5):
-            pass  # pragma: no cover - never entered: the wait is interrupted
-        leaked = _descriptors_on(path) - 1  # minus the holder's
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        os.close(holder)
-    assert leaked == 0
 
 
 def test_resolved_identity_cache_does_not_keep_repositories_alive(repo: Path) -> None:

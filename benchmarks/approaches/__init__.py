@@ -115,6 +115,15 @@ class Design:
     def stop(self, root: Path) -> None:
         """End what ``setup`` started (nothing, unless the design runs a process)."""
 
+    #: The configurations of the disk measurement; the first is the design as set up.
+    disk_variants: tuple[str, ...] = ("as set up",)
+
+    def for_disk(self, root: Path, variant: str) -> None:
+        """Configure the store set up in ``root`` as ``variant`` of :attr:`disk_variants`."""
+
+    def settle(self, root: Path) -> None:
+        """Wait until what the design does in the background after writes (if anything) ends."""
+
     def audit(self, root: Path, acknowledged: list[int]) -> dict[str, int] | None:
         """What the design's history says about the acknowledged operations, if it keeps one."""
         return None
@@ -123,6 +132,13 @@ class Design:
         """A reader in another workspace: by default, another writer's ``read()`` in a loop."""
         backend = self.open(root)
         return PollingReader(lambda task: checkbox_at(backend.read(), task), backend.close)
+
+
+def wait_for_gc(git_dir: Path, timeout: float = 600.0) -> None:
+    """Wait until no background ``git gc`` holds the repository at ``git_dir``."""
+    deadline = time.monotonic() + timeout
+    while (git_dir / "gc.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def design(key: str) -> Design:

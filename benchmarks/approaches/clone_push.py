@@ -14,7 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from approaches import Backend, Design, commit_message, edit, git
+from approaches import Backend, Design, commit_message, edit, git, wait_for_gc
+
+GC_AS_DEFAULT = "gc-as-default"  # present: clones keep git's automatic gc (the disk measurement)
 
 if TYPE_CHECKING:
     from bench_status_set import Layout
@@ -53,7 +55,8 @@ class Clone:
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        git(self.path, "config", "gc.auto", "0")
+        if not (root / GC_AS_DEFAULT).exists():
+            git(self.path, "config", "gc.auto", "0")
 
     def set_status(self, task: int, char: str) -> None:
         with contextlib.nullcontext() if self.lock is None else lock_file(self.lock):
@@ -86,9 +89,19 @@ class ClonePush(Design):
     def open(self, root: Path) -> Backend:
         return Clone(root, self.locked)
 
+    def for_disk(self, root: Path, variant: str) -> None:
+        git(root / "shared.git", "config", "--unset", "gc.auto")  # git's own gc --auto
+        (root / GC_AS_DEFAULT).touch()
+
+    def settle(self, root: Path) -> None:
+        wait_for_gc(root / "shared.git")
+        for clone in (root / "clones").glob("*"):
+            wait_for_gc(clone / ".git")
+
     def final(self, root: Path) -> bytes:
         return git(root / "shared.git", "show", f"main:{INDEX_PATH}")
 
 
 class ClonePushNoLock(ClonePush):
     locked = False
+    disk_variants = ()  # the same files as B's: not measured again

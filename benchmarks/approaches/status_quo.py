@@ -17,6 +17,7 @@ from approaches import (
     commit_message,
     edit,
     git,
+    wait_for_gc,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +55,14 @@ class StatusQuo(Design):
 
     def open(self, root: Path) -> Backend:
         return WorkingTree(root / "tree")
+
+    def for_disk(self, root: Path, variant: str) -> None:
+        git(
+            root / "tree", "config", "--unset", "gc.auto"
+        )  # git commit's own gc --auto, as users have it
+
+    def settle(self, root: Path) -> None:
+        wait_for_gc(root / "tree" / ".git")
 
     def final(self, root: Path) -> bytes:
         """What is committed: HEAD's tasks.md (the working tree may hold an uncommitted edit)."""

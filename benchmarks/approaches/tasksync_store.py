@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import pygit2
 
-from approaches import Backend, Design, PollingReader, Reader, git
+from approaches import Backend, Design, PollingReader, Reader, git, wait_for_gc
 from tasksync import Status, TaskStore
 
 if TYPE_CHECKING:
@@ -103,6 +103,20 @@ class Tasksync(Design):
     def open(self, root: Path) -> Backend:
         return self.handle(root / "repo")
 
+    # setup turns git's gc off so that no measurement but this one packs mid-run
+    disk_variants: tuple[str, ...] = (
+        "packing on (the default)",
+        "packing off (tasks.autoPack false)",
+    )
+
+    def for_disk(self, root: Path, variant: str) -> None:
+        git(root / "repo", "config", "--unset", "gc.auto")
+        if variant == self.disk_variants[1]:
+            git(root / "repo", "config", "tasks.autoPack", "false")
+
+    def settle(self, root: Path) -> None:
+        wait_for_gc(root / "repo" / ".git")
+
     def reader(self, root: Path, variant: str) -> Reader:
         if variant == self.readers[1]:
             return Watcher(root / "reader")
@@ -134,7 +148,9 @@ class Tasksync(Design):
 
 class TasksyncNoLock(Tasksync):
     file_lock = False
+    disk_variants = ()  # the same files as tasksync's: not measured again
 
 
 class TasksyncFsync(Tasksync):
     handle = FsyncHandle
+    disk_variants = ()  # the same files as tasksync's: not measured again
