@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TypeVar
 
 import pygit2
 
@@ -786,6 +787,125 @@ def run(args: argparse.Namespace) -> None:
                 for q in quo_results
             ],
         },
+    )
+
+
+# -- two stores alike, side by side (bench_fsync.py, bench_ref_backend.py) -----------------------
+
+
+def side_by_side_plans(cli: int = 0, quick_cli: int = 0) -> tuple[Plan, Plan]:
+    """The full and the quick plan of a benchmark that writes two stores side by side: 1,000
+    or 100 timed writes after at least 30 steps and 3 s, or 10 steps and 1 s, of warm-up; and
+    ``cli`` or ``quick_cli`` timed CLI runs on each store after 3 or 2 untimed ones."""
+    full = Plan(
+        in_process={0: 1000},
+        status_quo=0,
+        cli=cli,
+        warmup_steps=30,
+        warmup_seconds=3.0,
+        cli_warmup=3 if cli else 0,
+    )
+    quick = Plan(
+        in_process={0: 100},
+        status_quo=0,
+        cli=quick_cli,
+        warmup_steps=10,
+        warmup_seconds=1.0,
+        cli_warmup=2 if quick_cli else 0,
+    )
+    return full, quick
+
+
+def unpacked_store(path: Path, lay: Layout, *settings: tuple[str, str]) -> Path:
+    """:func:`build_store` with tasksync's packing off (no background gc lands in the timings)
+    and each ``(key, value)`` of ``settings`` set with ``git config``."""
+    build_store(path, lay)
+    for key, value in (("tasks.autoPack", "false"), *settings):
+        git(path, "config", key, value)
+    return path
+
+
+def set_status_op(store: TaskStore) -> Op:
+    """``set_status`` through one long-lived handle."""
+
+    def op(task: int, status: Status) -> object:
+        return store.set_status(task, status)
+
+    return op
+
+
+def writes_side_by_side(
+    stores: Mapping[Path, TaskStore], lay: Layout, plan: Plan
+) -> list[list[int]]:
+    """``set_status`` through each store's handle, interleaved step by step (:func:`interleaved`),
+    then each store checked to end on the bytes the walk predicts and to pass ``git fsck``. The
+    samples of each store, in the mapping's order."""
+    samples, steps = interleaved(
+        [set_status_op(store) for store in stores.values()],
+        walk(lay.size),
+        plan.iterations(lay.size),
+        plan,
+    )
+    for path in stores:
+        check_same_bytes(path, f"{REF}:{INDEX_PATH}", applied(lay, steps), path.name)
+        git(path, "fsck", "--no-progress")
+    return samples
+
+
+Measured = TypeVar("Measured")
+
+
+def each_size(
+    root: Path, sizes: Sequence[int], measure: Callable[[Path, int], Measured]
+) -> list[Measured]:
+    """``measure(directory, size)`` for each size, in a new directory under ``root``, saying on
+    stderr which size it is at."""
+    results: list[Measured] = []
+    for size in sizes:
+        print(f"measuring {size:,} tasks ...", file=sys.stderr, flush=True)
+        directory = root / str(size)
+        directory.mkdir()
+        results.append(measure(directory, size))
+    return results
+
+
+def parse_sized_args(
+    argv: Sequence[str] | None, doc: str | None, *, quick: str, out: Path, sizes: Sequence[int]
+) -> argparse.Namespace:
+    """The options of a benchmark over store sizes: ``--quick`` (whose help is ``quick``),
+    ``--out`` (default ``out``), ``--cli`` and ``--sizes`` (default ``sizes``, each at least 64
+    tasks); the description is the first paragraph of ``doc``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--out", type=Path, default=out, help="JSON result file")
+    parser.add_argument("--cli", type=Path, help="the git-tasks script (default: next to python)")
+    parser.add_argument(
+        "--sizes",
+        type=lambda text: tuple(int(part) for part in text.split(",")),
+        default=tuple(sizes),
+        help=f"comma-separated task counts (default: {','.join(map(str, sizes))}; "
+        "each at least 64)",
+    )
+    args = parser.parse_args(argv)
+    if any(size < 64 for size in args.sizes):
+        parser.error("every size must be at least 64 tasks")
+    return args
+
+
+def spread(value: Stats) -> str:
+    """A measurement's median and 99th percentile, as the tables show them."""
+    return f"{ms(value.median_ms)} / {ms(value.p99_ms)}"
+
+
+def side_by_side_cells(
+    tasks: int, index_bytes: int, first: Stats, second: Stats, ratio_digits: int
+) -> str:
+    """The first cells of a table row comparing two stores: tasks, the size of tasks.md, each
+    store's median / p99, and the difference and the ratio of the medians (second to first)."""
+    ratio = second.median_ms / first.median_ms
+    return (
+        f"| {tasks:,} | {index_bytes / 1024:,.0f} KiB | {spread(first)} | {spread(second)} "
+        f"| {ms(second.median_ms - first.median_ms)} | {ratio:.{ratio_digits}f}\u00d7 "
     )
 
 

@@ -35,6 +35,8 @@ BENCHMARKS = {
     "watch": ("bench_watch.py", ["--quick"]),
     "migrate": ("bench_migrate.py", ["--quick"]),
     "disk": ("bench_disk.py", ["--quick"]),
+    "fsync": ("bench_fsync.py", ["--quick"]),
+    "ref_backend": ("bench_ref_backend.py", ["--quick"]),
     "approaches": ("bench_approaches.py", ["--quick"]),
 }
 

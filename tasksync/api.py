@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # merging is imported when used: `git tasks status set` never
     import threading
     from collections.abc import Callable
 
+    from .doctor import Finding
     from .editing import Edited, EditIndex, EditSpec
     from .events import Event
     from .export import Applied, Exported
@@ -82,6 +83,8 @@ class TaskStore:
         #: the hub has gone missing and this workspace works on its own ref meanwhile.
         self.hub = hub
         self.workspace = workspace
+        if workspace.fsync:
+            repo.fsync_writes()
         self._tx = Transactor(
             repo,
             workspace.ref,
@@ -90,6 +93,7 @@ class TaskStore:
             trailers=workspace.trailers(),
             workdir=self._local.location.workdir,
             pack_threshold=workspace.pack_threshold,
+            stale_after=workspace.stale_lock_after,
         )
         #: The commit the last write through this handle made; None after a no-op.
         self.last_commit: str | None = None
@@ -145,6 +149,16 @@ class TaskStore:
         if target is None:
             raise self._tx.not_initialized()
         return check_store_commit(self._repo, target, since=since)
+
+    def doctor(self, repair: bool = False) -> tuple[Finding, ...]:
+        """What is wrong with the store, each finding one line with the command that fixes it:
+        stale lock files, the writers' lock held, a ref at a missing or damaged object, what the
+        pre-push checks refuse, loose objects piling up. With ``repair``, lock files proven
+        stale are removed (as writers do); nothing else is changed, and history never is.
+        See :mod:`tasksync.doctor`."""
+        from .doctor import diagnose
+
+        return diagnose(self._repo, self.workspace, self._tx.lock_path, repair=repair)
 
     def sync(self, remote: str | None = None) -> SyncResult:
         """Merge with ``remote``'s tasks ref and push the result so the remote fast-forwards
@@ -408,6 +422,7 @@ class TaskStore:
         allowed = {INDEX_PATH.split("/", 1)[0], RECORDS_PATH.split("/", 1)[0]}
         if not names <= allowed or self._repo.reader(commit)(INDEX_PATH) is None:
             raise NotTasksHistory(revision, names)
+        self._repo.check_names(commit)  # what no path reaches, the merge could not carry
 
     def _records(self) -> Records:
         from .records import RECORDS_PATH, parse

@@ -54,7 +54,15 @@ def _json(value: object) -> None:
 
 def _task_line(task: Task, width: int) -> str:
     status = f"[{task.status.checkbox}] {task.status.value:<11}"
-    return f"{str(task.id).ljust(width)}  {status}  {task.title}"
+    return f"{str(task.id).ljust(width)}  {status}  {_shown(task.title)}"
+
+
+def _shown(text: str, keep: str = "") -> str:
+    """Text from the ref as a terminal shows it: control characters (escape sequences a
+    hand-edited or hostile ref could carry) become ``?``; those in ``keep`` stay."""
+    if text.isprintable():  # nearly always: one pass in C
+        return text
+    return "".join(c if c.isprintable() or c in keep else "?" for c in text)
 
 
 #: Commands defined in other modules, by name: a module is imported when one of its commands
@@ -62,6 +70,7 @@ def _task_line(task: Task, width: int) -> str:
 LAZY_COMMANDS = {
     "apply": "cli_export",
     "conflicts": "cli_merge",
+    "doctor": "cli_doctor",
     "export": "cli_export",
     "hooks": "cli_hooks",
     "hub": "cli_sync",
@@ -108,6 +117,25 @@ def cli(ctx: click.Context, path: Path | None) -> None:
     one is visible in every other on the next command, with no fetch, commit or checkout.
     """
     ctx.ensure_object(dict)["path"] = path
+    _show_warnings()
+
+
+def _show_warnings() -> None:
+    """Show the library's warnings (a stale lock file it removed) as one ``warning:`` line
+    each on stderr; the library only logs them, on the ``tasksync`` logger."""
+    import logging
+
+    logger = logging.getLogger("tasksync")
+    if any(handler.get_name() == "git-tasks" for handler in logger.handlers):
+        return
+
+    class Shown(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(f"warning: {_shown(record.getMessage())}", err=True)
+
+    handler = Shown(logging.WARNING)
+    handler.set_name("git-tasks")
+    logger.addHandler(handler)
 
 
 @cli.command()
@@ -161,12 +189,12 @@ def get(ctx: click.Context, task_id: str, as_json: bool, at: str | None) -> None
     if as_json:
         _json(task.to_json())
         return
-    click.echo(f"{task.id}  {task.title}")
+    click.echo(f"{task.id}  {_shown(task.title)}")
     click.echo(f"status: {task.status.value}")
-    click.echo(f"spec:   {task.spec_path or '-'}")
+    click.echo(f"spec:   {_shown(task.spec_path or '-')}")
     if task.description:
         click.echo("")
-        click.echo(task.description)
+        click.echo(_shown(task.description, keep="\n\t"))
     if at is not None:  # conflict and renumbering notes describe the present
         return
     from .cli_merge import conflict_line
@@ -329,7 +357,7 @@ def edit(
             "nothing to change: give --title, --description, --spec-file or --spec"
         )
     task = store.update(task_id, title=title, description=description, spec=_read_file(spec_file))
-    click.echo(f"{task.id} {task.title}" if store.last_commit else f"{task.id} unchanged")
+    click.echo(f"{task.id} {_shown(task.title)}" if store.last_commit else f"{task.id} unchanged")
 
 
 @cli.command()
@@ -353,7 +381,7 @@ def delete(ctx: click.Context, task_id: str, force: bool, as_json: bool) -> None
     if as_json:
         _json(task.to_json())
         return
-    click.echo(f"Deleted {task.id} {task.title}")
+    click.echo(f"Deleted {task.id} {_shown(task.title)}")
 
 
 @cli.command()
@@ -385,7 +413,7 @@ def _log_line(entry: HistoryEntry) -> str:
     when = _time.strftime("%Y-%m-%d %H:%M", _time.gmtime(entry.time + entry.offset_minutes * 60))
     where = f" [{entry.workspace}]" if entry.workspace else ""
     name = entry.author.rsplit(" <", 1)[0]
-    return f"{entry.commit[:10]} {when} {name}{where}  {entry.summary}"
+    return _shown(f"{entry.commit[:10]} {when} {name}{where}  {entry.summary}")
 
 
 @cli.command()
@@ -459,7 +487,7 @@ def main(argv: Iterable[str] | None = None) -> NoReturn:
         error.show()
         sys.exit(error.exit_code)
     except TaskSyncError as error:
-        _fail(1, f"error: {error}")
+        _fail(1, f"error: {_shown(str(error))}")
     except BrokenPipeError:
         # The reader went away (git tasks list | head): not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

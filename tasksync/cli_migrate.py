@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .cli import _json, _store, cli
+from .errors import quoted
 
 if TYPE_CHECKING:
     from .migrate import ImportStep, Migration
@@ -87,7 +88,7 @@ def migrate(
 def _report(done: Migration, workdir: str) -> None:
     for skipped in done.skipped:
         click.echo(
-            f"warning: left out {_source(skipped.source)}: {_shown(skipped.path)} is not valid "
+            f"warning: left out {_source(skipped.source)}: {quoted(skipped.path)} is not valid "
             f"UTF-8 ({skipped.problem})",
             err=True,
         )
@@ -104,7 +105,7 @@ def _report(done: Migration, workdir: str) -> None:
     for conflict in done.conflicts:
         click.echo(f"conflict: {conflict_line(conflict)}")
     if done.left_out:
-        names = [_shown(path) for path in done.left_out[:5]]
+        names = [quoted(path) for path in done.left_out[:5]]
         shown = ", ".join(names) + (", \u2026" if len(done.left_out) > 5 else "")
         click.echo(f"not imported (not spec files): {shown}")
     for problem in done.problems:
@@ -126,11 +127,6 @@ def _report(done: Migration, workdir: str) -> None:
     for command in done.commands:
         note = notes.get(command)
         click.echo(f"  {command.ljust(width)}  # {note}" if note else f"  {command}")
-
-
-def _shown(path: str) -> str:
-    """A path as one line: quoted and escaped when it holds a control character."""
-    return path if path.isprintable() else repr(path)
 
 
 def _outcome(done: Migration) -> str:

@@ -6,9 +6,14 @@ only parses arguments and formats output.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from .cli import CONTEXT, _json, _store, cli
+
+if TYPE_CHECKING:
+    from .sync import SyncResult
 
 
 @cli.command()
@@ -70,6 +75,7 @@ def sync(ctx: click.Context, remote: str | None, dry_run: bool, as_json: bool) -
                 "pushed": done.pushed,
                 "handed_to_hub": None if done.handed_to_hub is None else done.handed_to_hub.outcome,
                 "attempts": done.attempts,
+                "restored": list(done.restored),
                 "conflicts": [
                     c.to_json()
                     for m in (done.merged, done.handed_to_hub)
@@ -79,8 +85,16 @@ def sync(ctx: click.Context, remote: str | None, dry_run: bool, as_json: bool) -
             }
         )
         return
+    _print_sync(done)
+
+
+def _print_sync(done: SyncResult) -> None:
+    """The lines `git tasks sync` prints: hand-back, restored states, outcome, conflicts."""
     if done.handed_to_hub is not None:
         click.echo(f"hub: merged this clone's own work ({done.handed_to_hub.outcome})")
+    if done.restored:
+        shown = ", ".join(commit[:12] for commit in done.restored)
+        click.echo(f"{done.remote}: was force-pushed; merged back what it had held ({shown})")
     if done.remote is None:
         click.echo("no remote to sync with beyond the hub")
     else:

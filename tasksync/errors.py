@@ -12,6 +12,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 
+def quoted(name: str | Path) -> str:
+    """A path or name as one line of a message: as it is, or quoted and escaped (``repr``) when
+    it holds a control character that would break the line or reach the terminal."""
+    text = str(name)
+    return text if text.isprintable() else repr(text)
+
+
 class TaskSyncError(Exception):
     """Base class of every error tasksync raises."""
 
@@ -146,6 +153,30 @@ class FormatError(TaskSyncError, ValueError):
         )
 
 
+class FileTooLarge(FormatError):
+    """A file on the tasks ref, or one a write would put there, is larger than
+    ``tasks.maxFileSize``: it was measured from its object header and never read into memory
+    (or, for a write, nothing was written)."""
+
+    def __init__(
+        self, path: str, size: int, limit: int, oid: str | None = None, *, writing: bool = False
+    ) -> None:
+        self.path = path
+        self.size = size
+        self.limit = limit
+        self.oid = oid
+        self.writing = writing
+        self.problem = f"is {size} bytes, over the limit of {limit} bytes (tasks.maxFileSize)"
+        done = "nothing was written" if writing else "it was not read"
+        at = f" (object {oid})" if oid else ""
+        mib = -(-size // (1 << 20))  # the size in MiB, rounded up: a limit the file fits under
+        TaskSyncError.__init__(
+            self,
+            f"{path}{at}: {self.problem}; {done}; if it is meant to be this big, raise the "
+            f"limit with `git config tasks.maxFileSize {mib}m`",
+        )
+
+
 class PreconditionFailed(TaskSyncError):
     """An ``expect=`` precondition did not hold: somebody changed the field first."""
 
@@ -185,6 +216,7 @@ class ContentionTimeout(TaskSyncError, TimeoutError):
         lock_age: float | None = None,
         *,
         writer_lock: str | None = None,
+        lock_note: str | None = None,
     ) -> None:
         self.ref = ref
         self.seconds = seconds
@@ -192,6 +224,8 @@ class ContentionTimeout(TaskSyncError, TimeoutError):
         self.lock_path = lock_path
         self.lock_age = lock_age
         self.writer_lock = writer_lock
+        #: Why the lock file was not removed as stale, when that is known.
+        self.lock_note = lock_note
         text = f"could not update {ref} within {seconds:.1f} s ({attempts} attempts)"
         if writer_lock is not None:
             text += (
@@ -199,10 +233,11 @@ class ContentionTimeout(TaskSyncError, TimeoutError):
                 "if a git tasks process is hung, stop it (the lock is freed when it exits)"
             )
         elif lock_path is not None and lock_age is not None:
+            kept = f" (not removed automatically: {lock_note})" if lock_note else ""
             text += (
                 f": the lock file {lock_path} is {lock_age:.0f} s old and blocks every "
-                "writer; if no git or tasksync process is running, remove it "
-                f"(rm '{lock_path}') and try again"
+                f"writer{kept}; if no git or tasksync process is running, remove it "
+                f"(rm '{lock_path}', or `git tasks doctor --repair`) and try again"
             )
         else:
             text += (
@@ -329,6 +364,21 @@ class StoreError(TaskSyncError):
         self.action = action
         self.detail = detail
         super().__init__(f"{action} failed: {detail}; {fix}")
+
+
+class ReftableUnsupported(StoreError):
+    """The repository keeps its refs in reftable, and the installed git is too old to read
+    them (libgit2 cannot either; tasksync moves such refs through git 2.45 or newer)."""
+
+    def __init__(self, path: str, git_version: str, detail: str) -> None:
+        self.path = path
+        self.git_version = git_version
+        super().__init__(
+            f"opening {path}",
+            f"the repository keeps its refs in reftable (extensions.refStorage=reftable) and "
+            f"git {git_version} cannot read them ({detail})",
+            "install git 2.45 or newer, which tasksync runs for the refs of such a repository",
+        )
 
 
 class MergeDriverError(TaskSyncError):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import unicodedata
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -333,6 +334,8 @@ def _write(
     """Write the copy of ``commit``; with ``known``, a file whose text matches no known hash
     (saved meanwhile) stops the export before it is overwritten or removed."""
     directory = copy.directory
+    for path in files:
+        _check_copy_path(directory, path)
     data = {path: text.encode("utf-8") for path, text in files.items()}
     also: dict[str, list[str]] = {}
     if pending is not None:  # an earlier interrupted export may have left any of its files
@@ -361,6 +364,33 @@ def _write(
             "check the directory's permissions and free space, then export again",
         ) from None
     return Exported(directory, commit, tuple(written), tuple(removed), len(data), ignored)
+
+
+def _check_copy_path(directory: Path, path: str) -> None:
+    """Refuse, before anything is written, a path from the ref that would not land as a plain
+    file inside the copy: a ``..``, ``.`` or ``.git`` name (a tree on the ref can be made to
+    hold them), a control character, a backslash, or a directory of the copy that is a
+    symbolic link leading out of it."""
+    parts = path.split("/")
+    odd = parts[0] != INDEX_PATH.split("/", 1)[0] or any(
+        part in ("", ".", "..")
+        or part.casefold() == ".git"
+        or "\\" in part
+        or any(unicodedata.category(c) in ("Cc", "Cs") for c in part)
+        for part in parts
+    )
+    if not odd:
+        try:
+            odd = directory.resolve() not in (directory / path).resolve().parents
+        except (OSError, RuntimeError):  # a symbolic link loop: not a place to write either
+            odd = True
+    if odd:
+        raise ExportError(
+            f"the tasks ref holds a file at {path!r}, which would not land inside {directory} "
+            "as a plain file; nothing was written",
+            "rename or remove it on the ref with plain git (docs/format.md, 'Changing the "
+            "files with plain git')",
+        )
 
 
 def _current(path: Path) -> bytes | None:

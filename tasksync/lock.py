@@ -86,6 +86,11 @@ class KernelLock:
         self.deadline = deadline
         self._release: object | None = None
 
+    @property
+    def held(self) -> bool:
+        """Whether the lock is held now (entering goes on without it where locks fail)."""
+        return self._release is not None
+
     def __enter__(self) -> KernelLock:
         if os.name == "posix":
             self._enter_posix()

@@ -207,9 +207,15 @@ class Renumbering:
         }
 
 
+#: The longest slug: a spec's file name (``NNN-slug.md``) stays well under the 255 bytes
+#: file systems allow, whatever the title's length.
+MAX_SLUG = 100
+
+
 def slugify(title: str) -> str:
-    """The spec file slug: lower-cased, every run outside ``[a-z0-9]`` becomes one ``-``."""
-    return _SLUG_RUN.sub("-", title.lower())
+    """The spec file slug: lower-cased, every run outside ``[a-z0-9]`` becomes one ``-``, cut
+    to :data:`MAX_SLUG` characters."""
+    return _SLUG_RUN.sub("-", title.lower())[:MAX_SLUG]
 
 
 _SLUG_RUN = re.compile(r"[^a-z0-9]+")

@@ -61,12 +61,13 @@ def _eol(lines: tuple[str, ...]) -> str:
 def check_description(description: str) -> str:
     """Return the description as stored, or raise when it would not read back the same."""
     text = description.replace("\r\n", "\n").replace("\r", "\n").strip()
-    surrogate = next((c for c in text if 0xD800 <= ord(c) < 0xE000), None)
-    if surrogate is not None:
+    try:
+        text.encode("utf-8")  # fails exactly on surrogates, and in C: a long text costs little
+    except UnicodeEncodeError as error:
         raise InvalidDescription(
-            f"it contains the lone surrogate U+{ord(surrogate):04X}, which is not text; "
-            "check the encoding of its source"
-        )
+            f"it contains the lone surrogate U+{ord(text[error.start]):04X}, which is not "
+            "text; check the encoding of its source"
+        ) from None
     for line in text.split("\n"):
         if _SECTION.match(line) or line.startswith("# "):
             raise InvalidDescription(

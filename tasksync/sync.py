@@ -7,6 +7,11 @@ merges it three-way into the local ref (compare-and-swap, like every write), and
 lease on the value fetched, so the remote only ever fast-forwards; when the remote moved in
 between, the push is refused and the sync fetches, merges and pushes again, with backoff, under
 a time cap. A session clone first hands the work it did while its hub was missing to the hub.
+
+Nothing fetched is taken on trust: a remote state that is not sound (the checks of the push
+hooks) is refused before it is merged, and a state the tracking ref held that the remote has
+since dropped (a third party's force-push) is kept under ``refs/tasksync/dropped/`` and merged
+back, so a rewrite of the remote never deletes a task this clone has seen.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ if TYPE_CHECKING:
 
 TRACKING = "refs/tasksync/remotes"
 INCOMING = "refs/tasksync/incoming"
+DROPPED = "refs/tasksync/dropped"
 DEFAULT_TIMEOUT = 60.0
 _FIRST_PAUSE = 0.05
 _LAST_PAUSE = 2.0
@@ -40,6 +46,9 @@ class SyncResult(NamedTuple):
     pushed: str | None  # the commit pushed, None when the remote needed nothing
     handed_to_hub: Merged | None  # the merge of work done while the hub was missing
     attempts: int
+    #: States fetched earlier that the remote no longer contains (it was force-pushed), which
+    #: this sync merged back so that no task seen there is lost.
+    restored: tuple[str, ...] = ()
 
 
 class Plan(NamedTuple):
@@ -54,6 +63,11 @@ class Plan(NamedTuple):
 def tracking_ref(remote: str, ref: str) -> str:
     """Where a remote's tasks ref is fetched to: ``refs/tasksync/remotes/<remote>/<name>``."""
     return f"{TRACKING}/{remote}/{ref.removeprefix('refs/tasks/')}"
+
+
+def dropped_ref(remote: str, commit: str) -> str:
+    """Where a state the remote dropped is kept until merged: ``refs/tasksync/dropped/R/ID``."""
+    return f"{DROPPED}/{remote}/{commit}"
 
 
 def sync(
@@ -95,10 +109,11 @@ def _sync_with(
     tracking = tracking_ref(name, store.ref)
     attempts = 0
     merged: Merged | None = None
+    restored: list[str] = []
     refused: tuple[str | None, str] | None = None  # the remote's value at the last refusal
     while True:
         attempts += 1
-        fetched = git.fetch(name, store.ref)
+        fetched, dropped = _fetch(store, git, name)
         if refused is not None and refused[0] == fetched:
             # Refused although the remote did not move: not a race but a rule of the remote.
             raise SyncError(
@@ -107,13 +122,15 @@ def _sync_with(
                 "the local tasks ref keeps the merge; ask the remote's owner to accept "
                 f"{store.ref}, or sync through another remote",
             )
+        restored += _restore(store, git, name, dropped)
         if fetched is not None and fetched != store.head():
+            _check_incoming(store, name, fetched, tracking)
             # The remote's ids are the ones others already see: a task created here under an
             # id the remote has taken gets the next free one.
             merged = store.merge(tracking, keep_ids="theirs")
         local = store.head()
         if local is None or local == fetched:
-            return SyncResult(name, fetched, merged, None, handed, attempts)
+            return SyncResult(name, fetched, merged, None, handed, attempts, tuple(restored))
         # The push skips pre-push hooks (it sends only this ref), so their check runs here:
         # never spread a state that a hand edit through plain git has broken.
         problems = store.check(local, since=fetched)
@@ -126,7 +143,7 @@ def _sync_with(
         landed, reason = git.push(name, store.ref, local, fetched)
         if landed:
             git.update_ref(tracking, local, fetched)
-            return SyncResult(name, fetched, merged, local, handed, attempts)
+            return SyncResult(name, fetched, merged, local, handed, attempts, tuple(restored))
         refused = (fetched, reason)
         if time.monotonic() >= deadline:
             raise SyncError(
@@ -138,15 +155,91 @@ def _sync_with(
         time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
 
 
+class Fetched(NamedTuple):
+    """What :func:`_fetch` found."""
+
+    commit: str | None  # the remote's tasks commit, None when it has no tasks ref
+    dropped: tuple[str, ...]  # states the remote dropped that the local ref lacked
+
+
+def _fetch(store: TaskStore, git: Git, name: str) -> Fetched:
+    """Fetch ``name``'s tasks ref into its tracking ref. When the remote no longer contains
+    what the tracking ref held (someone force-pushed it) and the local ref lacks that state
+    too, it is kept under ``refs/tasksync/dropped/NAME/`` until :func:`_restore` merges it."""
+    tracking = tracking_ref(name, store.ref)
+    kept = f"{DROPPED}/{name}/"
+    held = git.refs(tracking, kept)  # one git process for both, as for the fetched value
+    before = held.pop(tracking, (None, ""))[0]
+    dropped = [commit for commit, _ in held.values()]
+    git.fetch(name)
+    fetched, kind = git.refs(tracking).get(tracking, (None, ""))
+    if before is not None and before != fetched and _dropped(store, before, fetched):
+        git.update_ref(dropped_ref(name, before), before, None)
+        dropped.append(before)
+    if fetched is not None and kind != "commit":
+        raise SyncError(
+            name,
+            f"has {store.ref} at {fetched[:12]}, a {kind or 'missing object'}, not a commit",
+            f"local tasks are unchanged; whoever looks after {name} must point it back at "
+            "a commit of the tasks history (`git tasks log` in a clone lists them)",
+        )
+    return Fetched(fetched, tuple(dropped))
+
+
+def _dropped(store: TaskStore, before: str, fetched: str | None) -> bool:
+    """Whether ``before``, what the tracking ref held, is a state to keep: the remote's new
+    value ``fetched`` does not contain it, nor does the local ref, and it is sound (a state
+    that is not was never merged, and never will be)."""
+    local = store.head()  # first: the usual answer, and a short walk from a near commit
+    if local is not None and store.is_ancestor(before, local):
+        return False  # the local ref has it: a merge keeps what it held
+    if fetched is not None and store.is_ancestor(before, fetched):
+        return False  # the remote moved forward: nothing was dropped
+    return not store.check(before, since=local)
+
+
+def _restore(store: TaskStore, git: Git, name: str, dropped: tuple[str, ...]) -> list[str]:
+    """Merge back the states the remote dropped (see :func:`_fetch`) and forget them; the
+    commits that were merged (those the local ref had meanwhile are only forgotten)."""
+    restored = []
+    for commit in dropped:
+        ref = dropped_ref(name, commit)
+        local = store.head()
+        if local is None or not store.is_ancestor(commit, local):
+            # The ids of a state others fetched are the ones they know, as for the remote's.
+            store.merge(ref, keep_ids="theirs")
+            restored.append(commit)
+        git.run("update-ref", "-d", ref, commit, check=False)
+    return restored
+
+
+def _check_incoming(store: TaskStore, name: str, fetched: str, tracking: str) -> None:
+    """Refuse to merge a remote state the push hooks would refuse to send (no tasks.md, not
+    UTF-8, duplicate ids, a file over the size limit...): local tasks stay as they are."""
+    local = store.head()
+    if local is not None and store.is_ancestor(fetched, local):
+        return  # nothing new: the local ref has it already
+    problems = store.check(fetched, since=local)
+    if problems:
+        raise SyncError(
+            name,
+            f"has {store.ref} at {fetched[:12]} in a state tasksync will not merge ({problems[0]})",
+            f"local tasks are unchanged; whoever looks after {name} must repair it, or take "
+            f"it here to repair with `git tasks merge {tracking}` and `git tasks edit --raw`",
+        )
+
+
 def plan(store: TaskStore, remote: str | None = None) -> Plan:
-    """Fetch and say what a sync would do, changing nothing but the tracking ref."""
+    """Fetch and say what a sync would do, changing nothing but the tracking refs."""
     git = Git(store.store_dir)
     name = remote or "origin"
     if not git.has_remote(name):
         raise SyncError(name, f"is not a remote of {store.store_dir}", "`git remote -v` lists them")
-    fetched = git.fetch(name, store.ref)
+    fetched, dropped = _fetch(store, git, name)
     local = store.head()
-    if local == fetched or (local is None and fetched is None):
+    if any(local is None or not store.is_ancestor(commit, local) for commit in dropped):
+        action = "merge and push"  # a force-push dropped states a sync merges back
+    elif local == fetched or (local is None and fetched is None):
         action = "nothing"
     elif local is None:
         action = "fast-forward"
@@ -236,8 +329,8 @@ class Git:
     def has_remote(self, name: str) -> bool:
         return self.run("config", "--get", f"remote.{name}.url", check=False).returncode == 0
 
-    def fetch(self, remote: str, ref: str) -> str | None:
-        """Fetch ``remote``'s tasks refs to the tracking namespace; its ``ref``'s commit."""
+    def fetch(self, remote: str) -> None:
+        """Fetch ``remote``'s tasks refs to the tracking namespace."""
         space = tracking_ref(remote, "refs/tasks/").rstrip("/")
         done = self.run(
             "fetch",
@@ -255,18 +348,22 @@ class Git:
                 f"cannot be fetched from ({_last_line(done.stderr)})",
                 "local tasks are unchanged; check the remote and run `git tasks sync` again",
             )
-        tracking = tracking_ref(remote, ref)
-        value = self.run("rev-parse", "-q", "--verify", tracking, check=False)
-        found = value.stdout.strip() or None
-        if found is not None:
-            kind = self.run("cat-file", "-t", found, check=False).stdout.strip()
-            if kind != "commit":
-                raise SyncError(
-                    remote,
-                    f"has a {ref} that is a {kind or 'missing object'}, not a commit",
-                    "whoever looks after the remote must restore it from a clone's "
-                    f"`git tasks log` (refs/tasksync/remotes/{remote}/… holds what was fetched)",
-                )
+
+    def refs(self, *patterns: str) -> dict[str, tuple[str, str]]:
+        """The refs ``git for-each-ref`` lists for ``patterns`` (a full name, or a prefix
+        ending in ``/``): name -> (object id, object type; empty when it cannot be told)."""
+        found = {}
+        done = self.run(
+            "for-each-ref",
+            "--format=%(objectname) %(objecttype) %(refname)",
+            *patterns,
+            check=False,
+        )
+        if done.returncode != 0:  # one of them names a missing object: no types then
+            done = self.run("for-each-ref", "--format=%(objectname) - %(refname)", *patterns)
+        for line in done.stdout.splitlines():
+            oid, kind, name = line.split(" ", 2)
+            found[name] = (oid, "" if kind == "-" else kind)
         return found
 
     def push(self, remote: str, ref: str, commit: str, expected: str | None) -> tuple[bool, str]:
@@ -286,7 +383,9 @@ class Git:
                 f"cannot be pushed to ({_last_line(done.stderr)})",
                 "the local tasks ref keeps the merge; run `git tasks sync` again later",
             )
-        return status != "!", _reason(done.stdout, ref) or _last_line(done.stderr)
+        reason = _reason(done.stdout, ref) or _last_line(done.stderr)
+        said = _remote_lines(done.stderr)  # what the remote's hooks said, for the user
+        return status != "!", f"{reason}: {said}" if said else reason
 
     def update_ref(self, ref: str, new: str, old: str | None) -> None:
         self.run("update-ref", ref, new, old or "", check=False)
@@ -310,10 +409,30 @@ def _reason(output: str, ref: str) -> str:
     return ""
 
 
-def _last_line(text: str) -> str:
-    """git's own reason: its fatal/error lines, else its last line."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    said = [line for line in lines if line.startswith(("fatal:", "error:"))]
-    if said:
-        return "; ".join(said)
-    return lines[-1] if lines else "git gave no reason"
+# What git adds to every failure to reach a repository, whatever the cause.
+_BOILERPLATE = ("Please make sure you have the correct access rights", "and the repository exists.")
+
+
+def _last_line(text: str, keep: int = 4) -> str:
+    """git's own reason on one line: its last few lines that say something (the line before
+    a ``fatal:`` often says why: ``Permission denied (publickey).``, ``errno=Connection
+    refused``)."""
+    lines = [_printable(line) for line in text.splitlines() if line.strip()]
+    said = [line for line in lines if line not in _BOILERPLATE and not line.startswith("hint:")]
+    return "; ".join(said[-keep:]) if said else "git gave no reason"
+
+
+def _remote_lines(text: str, limit: int = 400) -> str:
+    """The ``remote:`` lines of git's output (a server hook's message) as one line."""
+    said = [
+        _printable(line.removeprefix("remote:"))
+        for line in text.splitlines()
+        if line.startswith("remote:") and line.removeprefix("remote:").strip()
+    ]
+    joined = "; ".join(said)
+    return joined if len(joined) <= limit else joined[: limit - 3] + "..."
+
+
+def _printable(line: str) -> str:
+    """One line a terminal shows harmlessly: a server's control characters are left out."""
+    return "".join(c for c in line if c.isprintable()).strip()

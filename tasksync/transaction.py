@@ -7,6 +7,9 @@ written, the operation landed; otherwise the operation is applied again to the n
 jittered exponential backoff, until the time cap. Same-machine writers take turns on a kernel
 file lock in the common git dir, so they rarely retry at all; correctness rests on the swap
 alone, so a lock that cannot be had (a read-only or network filesystem) only costs speed.
+A writer holding that lock that finds the ref's own lock file left by a dead process removes
+it and goes on (:mod:`tasksync.stale` says when a lock file is stale, and why removing it then
+is safe).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import TypeVar
 
-from . import maintenance
+from . import maintenance, stale
 from .errors import ContentionTimeout, NotInitialized, StoreError, TaskSyncError
 from .identity import ENV_KEYS, Signatures, resolve
 from .lock import KernelLock, LockTimeout
@@ -34,6 +37,9 @@ _FIRST_CEILING = 0.002
 _LAST_CEILING = 0.25
 # A ref lock file older than this (or than the whole wait) at a timeout is named as the cause.
 _STALE_AFTER = 1.0
+# Seconds a lock a live process holds is left before it is looked at again: looking for
+# holders reads every process's descriptors.
+_HOLDERS_AGAIN = 0.5
 
 
 class Transactor:
@@ -49,8 +55,17 @@ class Transactor:
         trailers: tuple[tuple[str, str], ...] = (),
         workdir: Path | None = None,
         pack_threshold: int = 0,
+        stale_after: float = stale.DEFAULT_STALE_AFTER,
     ) -> None:
         self.repo = repo
+        # A ref lock file no live process holds is removed once this old (tasks.staleLockAfter)
+        # by a writer holding the kernel lock: see tasksync.stale for why that is safe.
+        self.stale_after = stale_after
+        # The lock file that, left by a killed process, blocks every move of the ref.
+        self.ref_lock = repo.ref_lock_path(ref)
+        self._roots: tuple[Path, ...] | None = None
+        # Why the ref lock was last left in place, and when it was judged so.
+        self._kept: tuple[stale.LockFile, str, float] | None = None
         # Loose objects past which a write starts git's packing (0: never), and the chance
         # a write looks (a test seam: a function saying whether this write looks).
         self.pack_threshold = pack_threshold
@@ -99,8 +114,12 @@ class Transactor:
         trailers = (*self.trailers, ("Tasksync-Op-Id", os.urandom(8).hex()))
         attempts = 0
         lock = KernelLock(self.lock_path, deadline) if self.file_lock else nullcontext()
+        self._kept = None
         try:
             with lock:
+                # Only a writer holding the kernel lock may judge the ref lock: then no
+                # tasksync writer on this machine is between taking it and releasing it.
+                held = isinstance(lock, KernelLock) and lock.held
                 while True:
                     attempts += 1
                     tip = self.repo.tip(self.ref)
@@ -113,8 +132,10 @@ class Transactor:
                     if landed is not None:
                         self._maintain()
                         return result, landed
+                    if held and self._remove_stale_lock():
+                        continue  # the ref is free again: at once
                     if time.monotonic() >= deadline:
-                        raise self._timeout(started, attempts)
+                        raise self._timeout(started, attempts, held)
                     import random
 
                     ceiling = min(_LAST_CEILING, _FIRST_CEILING * 2 ** min(attempts, 8))
@@ -190,14 +211,45 @@ class Transactor:
             return None
         return new if landed else None
 
-    def _timeout(self, started: float, attempts: int) -> ContentionTimeout:
+    def _remove_stale_lock(self) -> bool:
+        """Remove the ref's lock file if it is stale (see :mod:`tasksync.stale`); True when it
+        was. Called only while this writer holds the kernel lock."""
+        found = stale.look(self.ref_lock)
+        if found is None:
+            return False
+        kept = self._kept
+        if (
+            kept is not None
+            and kept[2] > 0
+            and kept[0].same_file(found)
+            and time.monotonic() - kept[2] < _HOLDERS_AGAIN
+        ):
+            return False  # a live holder was seen a moment ago
+        if self._roots is None:
+            self._roots = stale.repository_roots(self.repo.location.common_dir)
+        verdict = stale.judge(found, self.stale_after, self._roots)
+        if not verdict.stale:
+            self._kept = (found, verdict.reason, time.monotonic() if verdict.holders else 0.0)
+            return False
+        removal = stale.remove(found, self.repo.location.common_dir / "tasksync")
+        if not removal.removed:
+            self._kept = (found, removal.note, 0.0)
+        return removal.removed
+
+    def _timeout(self, started: float, attempts: int, held: bool) -> ContentionTimeout:
         seconds = time.monotonic() - started
-        lock = self.repo.location.common_dir / (self.ref + ".lock")
-        try:
-            age = time.time() - lock.stat().st_mtime
-        except OSError:
-            return ContentionTimeout(self.ref, seconds, attempts)
-        if age < min(_STALE_AFTER, 0.9 * seconds):
+        found = stale.look(self.ref_lock)
+        if found is None or found.age < min(_STALE_AFTER, 0.9 * seconds):
             # Younger than the wait: a live writer's lock (git holds one for milliseconds).
             return ContentionTimeout(self.ref, seconds, attempts)
-        return ContentionTimeout(self.ref, seconds, attempts, str(lock), age)
+        if not self.file_lock:
+            note: str | None = "tasks.fileLock is false, so writers never remove it themselves"
+        elif not held:
+            note = "the writers' kernel lock could not be taken here, so it was left alone"
+        elif self._kept is not None and self._kept[0].same_file(found):
+            note = self._kept[1]
+        else:
+            note = None
+        return ContentionTimeout(
+            self.ref, seconds, attempts, str(self.ref_lock), found.age, lock_note=note
+        )

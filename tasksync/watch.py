@@ -191,11 +191,14 @@ class Watch:
         )
 
     def _watched_dirs(self) -> list[Path]:
-        """The git dir and each directory from ``refs`` down to the one holding the ref."""
+        """The git dir, each directory from ``refs`` down to the one holding the ref, and
+        ``reftable/`` where refs are kept in reftable (every ref update rewrites its table list)."""
         dirs = [self.store_dir]
         parts = self.ref.split("/")[:-1]
         for depth in range(1, len(parts) + 1):
             dirs.append(self.store_dir.joinpath(*parts[:depth]))
+        if (self.store_dir / "reftable").is_dir():
+            dirs.append(self.store_dir / "reftable")
         return dirs
 
     # -- history --------------------------------------------------------------------------------

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
 from .errors import ConfigError
 from .maintenance import DEFAULT_GC_AUTO
+from .stale import DEFAULT_STALE_AFTER
 from .store import Location, Repo
 
 DEFAULT_REF = "refs/tasks/main"
 NAMESPACE = "refs/tasks/"
 DEFAULT_RETRY_TIMEOUT = 10.0
 DEFAULT_SYNC_TIMEOUT = 60.0
+#: The largest file read from the tasks ref or written to it (``tasks.maxFileSize``): ten
+#: times a 10,000-task tasks.md (about 1 MB), far above any spec written by hand.
+DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024
 
 _BAD_REF_CHARS = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*")
@@ -30,6 +35,11 @@ class Workspace(NamedTuple):
     sync_timeout: float = DEFAULT_SYNC_TIMEOUT
     #: Loose objects past which a write starts ``git gc --auto`` (0: never); see maintenance.
     pack_threshold: int = DEFAULT_GC_AUTO
+    #: Age past which a ref lock file no live process holds is removed; see tasksync.stale.
+    stale_lock_after: float = DEFAULT_STALE_AFTER
+    #: Whether every object and ref a write makes reaches the disk before the write returns
+    #: (``tasks.fsync``); see :meth:`tasksync.store.Repo.fsync_writes`.
+    fsync: bool = False
 
     @classmethod
     def of(cls, repo: Repo, store: Repo | None = None) -> Workspace:
@@ -51,6 +61,12 @@ class Workspace(NamedTuple):
                 "tasks.syncTimeout", settings.config("tasks.syncTimeout"), DEFAULT_SYNC_TIMEOUT
             ),
             pack_threshold(settings),
+            parse_duration(
+                "tasks.staleLockAfter",
+                settings.config("tasks.staleLockAfter"),
+                DEFAULT_STALE_AFTER,
+            ),
+            fsync=settings.config_bool("tasks.fsync", default=False),
         )
 
     def trailers(self) -> tuple[tuple[str, str], ...]:
@@ -74,6 +90,19 @@ def pack_threshold(repo: Repo) -> int:
         raise ConfigError(
             "gc.auto", f"{text!r} is not a number", "set it with `git config gc.auto 6700`"
         ) from None
+
+
+def max_file_size(config_int: Callable[[str], int | None]) -> int:
+    """``tasks.maxFileSize``: the largest file, in bytes, that tasksync reads from the tasks ref
+    or writes to it, read with ``config_int`` (a repository's reader of integer settings, with
+    git's ``k``, ``m`` and ``g`` suffixes as ``git config --type=int`` takes them)."""
+    fix = "set a size such as `git config tasks.maxFileSize 10m` (k, m and g suffixes)"
+    value = config_int("tasks.maxFileSize")
+    if value is None:
+        return DEFAULT_MAX_FILE_SIZE
+    if value <= 0:
+        raise ConfigError("tasks.maxFileSize", f"{value} is not a positive size", fix)
+    return value
 
 
 def check_ref(ref: str) -> str:

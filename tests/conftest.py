@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pygit2
@@ -25,6 +27,24 @@ settings.register_profile(
     "deep", max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck)
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ref-backend",
+        choices=("libgit2", "git"),
+        default="libgit2",
+        help="git: move every ref of the repositories tests open (in this process) through "
+        "the git CLI, as for a reftable repository (see tasksync/store/refs.py)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--ref-backend") == "git":
+        from tasksync.store import refs
+
+        refs.FORCE_GIT_REFS = True
+
 
 # Every checkbox character of FORMAT.md and the status it reads as.
 CHECKBOXES = [
@@ -260,3 +280,81 @@ def bare_with_main(root: Path, name: str) -> Path:
     git(seed, "commit", "-q", "--allow-empty", "-m", "first")
     git(seed, "push", "-q", "origin", "main")
     return path
+
+
+def in_threads(work: Callable[[int], object], count: int) -> list[BaseException]:
+    """Run ``work(0)`` to ``work(count - 1)``, each in a thread of its own, released together
+    once all have started; the exceptions they raised (an empty list when none did)."""
+    go = threading.Barrier(count)
+    errors: list[BaseException] = []
+
+    def guarded(number: int) -> None:
+        go.wait()
+        try:
+            work(number)
+        except BaseException as error:  # returned to the test, not swallowed
+            errors.append(error)
+
+    threads = [threading.Thread(target=guarded, args=(number,)) for number in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+# -- git's lock on the tasks ref, held by a real process ------------------------------------------
+
+
+def update_ref_stdin(cwd: Path, *lines: str) -> subprocess.Popen[str]:
+    """A ``git update-ref --stdin`` told ``lines``, once it has answered each ``start`` and
+    ``prepare`` among them; it waits for more."""
+    proc = subprocess.Popen(
+        ["git", "update-ref", "--stdin"],
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("".join(f"{line}\n" for line in lines))
+    proc.stdin.flush()
+    for line in lines:
+        if line in ("start", "prepare"):
+            assert proc.stdout.readline() == f"{line}: ok\n"
+    return proc
+
+
+def hold_ref_lock(cwd: Path, command: str) -> subprocess.Popen[str]:
+    """A ``git update-ref --stdin`` that holds the ref lock after ``prepare`` of ``command``
+    (an ``update`` or ``create`` line), waiting for ``commit``."""
+    return update_ref_stdin(cwd, "start", command, "prepare")
+
+
+def kill(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL, then reap, so the process is gone as a crashed one is."""
+    proc.kill()
+    proc.wait()
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def commit_held(proc: subprocess.Popen[str]) -> None:
+    """Let a :func:`hold_ref_lock` process commit its transaction and exit."""
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write("commit\n")
+    proc.stdin.close()
+    assert proc.stdout.readline() == "commit: ok\n"
+    assert proc.wait(timeout=10) == 0
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+def wait_until_older(path: Path, seconds: float) -> None:
+    """Return once the file's last write is at least ``seconds`` old (a handshake on the file's
+    own time, not a guess at how long anything takes)."""
+    while time.time() - path.stat().st_mtime < seconds:
+        time.sleep(0.02)

@@ -32,6 +32,9 @@ CONFIG_KEYS = (
     "tasks.hub",
     "tasks.syncTimeout",
     "tasks.autoPack",
+    "tasks.staleLockAfter",
+    "tasks.fsync",
+    "tasks.maxFileSize",
 )
 
 _OPTION_NAME = re.compile(r"--?[A-Za-z][A-Za-z0-9-]*")

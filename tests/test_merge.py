@@ -364,6 +364,9 @@ def cases(draw: st.DrawFn, *, disjoint: bool = False) -> Case:
 
 
 def _settle(name: str, was: str, mine: str, yours: str) -> str:
+    if name == "checkbox":  # x and X are one status, written x unless the sides only wrote X
+        spelled = "X" if "X" in (mine, yours) and "x" not in (mine, yours) else "x"
+        was, mine, yours = (spelled if c in "xX" else c for c in (was, mine, yours))
     if yours in (mine, was):
         return mine
     if mine == was:
@@ -379,6 +382,10 @@ def _settle(name: str, was: str, mine: str, yours: str) -> str:
 
 def _merged_task(case: Case, number: int) -> Task:
     was, mine, yours = (doc.tasks[number] for doc in (case.base, case.ours, case.theirs))
+    if yours in (mine, was):  # a side that left the task as it was takes the other, as written
+        return mine
+    if mine == was:
+        return yours
     bullets = {case.base.bullets(t.description): t.description for t in (was, mine, yours)}
     raw = (case.base.bullets(t.description) for t in (was, mine, yours))
     return Task(

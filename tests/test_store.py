@@ -847,30 +847,58 @@ def test_creates_in_threads_never_collide(repo: Path) -> None:
 # -- retry and timeout ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("where", ["main", "worktree"])
-@pytest.mark.parametrize("operation", ["create", "set_status", "update", "delete"])
-def test_stale_ref_lock_times_out_and_says_how_to_remove_it(
-    store: TaskStore, repo: Path, worktree: Path, where: str, operation: str
-) -> None:
-    store.create("Existing")
-    git(repo, "config", "tasks.retryTimeout", "0.3")
-    handle = TaskStore.open(repo if where == "main" else worktree)
-    before_tip = tip(repo)
-    before_text = tasks_md(repo)
+def _stale_ref_lock(repo: Path) -> Path:
+    """A ref lock file an hour old, as a process killed while holding it leaves one."""
     lock = common_dir(repo) / "refs" / "tasks" / "main.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
     lock.touch()
     hour_ago = time.time() - 3600
     os.utime(lock, (hour_ago, hour_ago))
+    return lock
+
+
+@pytest.mark.parametrize("where", ["main", "worktree"])
+@pytest.mark.parametrize("operation", ["create", "set_status", "update", "delete"])
+def test_stale_ref_lock_is_removed_and_the_write_lands(
+    store: TaskStore, repo: Path, worktree: Path, where: str, operation: str
+) -> None:
+    store.create("Existing")
+    handle = TaskStore.open(repo if where == "main" else worktree)
+    before_tip = tip(repo)
+    lock = _stale_ref_lock(repo)
     actions: dict[str, Callable[[], object]] = {
-        "create": lambda: handle.create("Blocked"),
+        "create": lambda: handle.create("Unblocked"),
         "set_status": lambda: handle.set_status(1, "DONE"),
         "update": lambda: handle.update(1, title="Renamed"),
         "delete": lambda: handle.delete(1),
     }
 
+    actions[operation]()
+
+    assert not lock.exists()
+    assert tip(repo) != before_tip
+    assert handle.last_commit == tip(repo)
+    log = (common_dir(repo) / "tasksync" / "recovery.log").read_text(encoding="utf-8")
+    assert f"removed {lock} age=" in log
+
+
+@pytest.mark.parametrize("where", ["main", "worktree"])
+def test_stale_ref_lock_without_the_file_lock_times_out_and_says_how_to_remove_it(
+    store: TaskStore, repo: Path, worktree: Path, where: str
+) -> None:
+    # Without the writers' kernel lock a writer cannot know no other tasksync writer is
+    # between taking git's ref lock and releasing it, so it never removes one.
+    store.create("Existing")
+    git(repo, "config", "tasks.retryTimeout", "0.3")
+    git(repo, "config", "tasks.fileLock", "false")
+    handle = TaskStore.open(repo if where == "main" else worktree)
+    before_tip = tip(repo)
+    before_text = tasks_md(repo)
+    lock = _stale_ref_lock(repo)
+
     started = time.monotonic()
     with pytest.raises(ContentionTimeout) as caught:
-        actions[operation]()
+        handle.set_status(1, "DONE")
     elapsed = time.monotonic() - started
 
     error = caught.value
@@ -880,25 +908,36 @@ def test_stale_ref_lock_times_out_and_says_how_to_remove_it(
     assert Path(error.lock_path).samefile(lock)
     assert error.lock_age is not None
     assert 3590 < error.lock_age < 3700
+    assert error.lock_note is not None and "tasks.fileLock is false" in error.lock_note
     text = str(error)
     assert error.lock_path in text
+    assert "tasks.fileLock is false" in text
     age = re.search(r"is (\d+) s old", text)
     assert age is not None
     assert 3590 < int(age.group(1)) < 3700
     assert f"rm '{error.lock_path}'" in text
+    assert "git tasks doctor --repair" in text
     assert tip(repo) == before_tip
     assert tasks_md(repo) == before_text
+    assert lock.exists()
 
     lock.unlink()
-    actions[operation]()
+    handle.set_status(1, "DONE")
     assert tip(repo) != before_tip
 
 
-def test_stale_ref_lock_blocks_init(repo: Path) -> None:
+def test_stale_ref_lock_does_not_block_init(repo: Path) -> None:
+    lock = _stale_ref_lock(repo)
+    store = TaskStore.open(repo)
+    assert store.init() is True
+    assert not lock.exists()
+    assert tip(repo) == store.last_commit
+
+
+def test_stale_ref_lock_blocks_init_without_the_file_lock(repo: Path) -> None:
     git(repo, "config", "tasks.retryTimeout", "300ms")
-    lock = repo / ".git" / "refs" / "tasks" / "main.lock"
-    lock.parent.mkdir(parents=True)
-    lock.touch()
+    git(repo, "config", "tasks.fileLock", "false")
+    lock = _stale_ref_lock(repo)
     store = TaskStore.open(repo)
     with pytest.raises(ContentionTimeout) as caught:
         store.init()

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
-from conftest import git, tasks_md
+from conftest import git, in_threads, tasks_md
 
 from tasksync import Status, TaskStore
 
@@ -91,18 +93,56 @@ def index_tasks(text: str) -> list[tuple[str, str, str, str]]:
     return found
 
 
-def run_writers(repo: Path, tmp_path: Path) -> dict[str, list[Record]]:
-    env = {
+def shared_tasks(repo: Path, count: int) -> None:
+    """Initialize the store and create ``count`` tasks for the writers to change."""
+    setup = TaskStore.open(repo)
+    assert setup.init() is True
+    for number in range(count):
+        setup.create(f"Shared {number}")
+
+
+class Round(NamedTuple):
+    """What writer processes started together reported."""
+
+    records: dict[str, list[Record]]  # writer name -> a record for each of its operations
+    started: float  # when the last writer started its operations
+    finished: float  # when the first writer finished them
+
+
+def detached_worktrees(repo: Path, root: Path, count: int) -> list[Path]:
+    """``count`` detached worktrees of ``repo``, ``root/w0`` on (a writer in one commits under
+    its name, the ``Tasksync-Workspace`` trailer)."""
+    paths = [root / f"w{number}" for number in range(count)]
+    for path in paths:
+        git(repo, "worktree", "add", "-q", "--detach", str(path))
+    return paths
+
+
+def run_writer_processes(
+    checkouts: Sequence[Path],
+    operations: int,
+    *,
+    round_number: int = 0,
+    launcher: Sequence[str] = (sys.executable, str(WRITER_SCRIPT)),
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> Round:
+    """tests/stress_writer.py in a process in each checkout, run as ``launcher`` then the
+    writer's arguments, with the pinned dates dropped and ``env`` added; all are released
+    together once each is ready. The writer in ``checkouts[i]`` is named after it and the round,
+    ``w0r0`` in ``w0``, and seeded with ``1000 * round_number + i``. Each must exit 0 (an
+    exception a writer saw is an error that would have reached a user) with ``operations``
+    records."""
+    environment = {
         k: v for k, v in os.environ.items() if k not in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE")
     }
+    environment.update(env or {})
     procs: dict[str, subprocess.Popen[str]] = {}
-    for number in range(WRITERS):
-        name = f"w{number}"
-        checkout = tmp_path / name
-        git(repo, "worktree", "add", "-q", "--detach", str(checkout))
+    for number, checkout in enumerate(checkouts):
+        name, seed = f"{checkout.name}r{round_number}", 1000 * round_number + number
         procs[name] = subprocess.Popen(
-            [sys.executable, str(WRITER_SCRIPT), str(checkout), name, str(number), str(OPERATIONS)],
-            env=env,
+            [*launcher, str(checkout), name, str(seed), str(operations)],
+            env=environment,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -119,59 +159,45 @@ def run_writers(repo: Path, tmp_path: Path) -> dict[str, list[Record]]:
     started: list[float] = []
     finished: list[float] = []
     for name, proc in procs.items():
-        out, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=timeout)
         assert proc.returncode == 0, f"{name} failed:\n{err}"
         report = json.loads(out)
         records[name] = report["records"]
         started.append(report["started"])
         finished.append(report["finished"])
-        assert len(records[name]) == OPERATIONS
-    # Every writer was still running when the last one started.
-    assert max(started) < min(finished)
-    return records
+        assert len(records[name]) == operations
+    return Round(records, max(started), min(finished))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("file_lock", ["true", "false"])
-def test_writer_processes_lose_and_duplicate_nothing(
-    repo: Path, tmp_path: Path, file_lock: str
-) -> None:
-    git(repo, "config", "tasks.fileLock", file_lock)
-    setup = TaskStore.open(repo)
-    assert setup.init() is True
-    for number in range(SHARED):
-        setup.create(f"Shared {number}")
-
-    records = run_writers(repo, tmp_path)
-
+def check_exactly_once(
+    repo: Path, records: Mapping[str, list[Record]], shared: int
+) -> list[tuple[str, dict[str, list[str]]]]:
+    """The records of :func:`run_writer_processes` writers against the ref, which was
+    initialized and given ``shared`` tasks before they ran: every acknowledged operation is on
+    the first-parent chain exactly once and nothing else is, each commit's trailers say what
+    its writer asked for (and name its worktree), the final tasks.md is the replay of that
+    history with no duplicate id and one spec file per task, and the repository is sound.
+    Returns the chain."""
     acknowledged = [(name, r) for name, rs in records.items() for r in rs if r["commit"]]
     creates = [r for rs in records.values() for r in rs if r["op"] == "create"]
     assert creates
     assert all(r["commit"] for r in creates)
-    assert any(r["op"] == "set-status" for _, r in acknowledged)
 
-    # Every acknowledged commit is on the first-parent chain exactly once, and nothing else is.
     chain = first_parent_trailers(repo)
     commits = [commit for commit, _ in chain]
     assert git(repo, "rev-list", "--min-parents=2", REF) == ""
     assert Counter(r["commit"] for _, r in acknowledged).most_common(1)[0][1] == 1
     assert set(commits).issuperset(r["commit"] for _, r in acknowledged)
-    assert len(commits) == 1 + SHARED + len(acknowledged)
+    assert len(commits) == 1 + shared + len(acknowledged)
     assert commits == git(repo, "rev-list", "--reverse", REF).split()
 
-    # Their commits interleave on the chain (one writer after another would switch 7 times).
-    workspaces = [only(t, "Tasksync-Workspace") for _, t in chain[1 + SHARED :]]
-    switches = sum(1 for x, y in itertools.pairwise(workspaces) if x != y)
-    assert switches >= WRITERS, workspaces
-
-    # Each acknowledged commit's trailers say what its writer asked for.
     trailers_of = dict(chain)
     for name, record in acknowledged:
         assert record["commit"] is not None
         trailers = trailers_of[record["commit"]]
         assert only(trailers, "Tasksync-Operation") == record["op"]
         assert only(trailers, "Tasksync-Task") == record["id"]
-        assert only(trailers, "Tasksync-Workspace") == name
+        assert only(trailers, "Tasksync-Workspace") == name.rpartition("r")[0]
         if record["op"] == "create":
             assert only(trailers, "Tasksync-Title") == record["title"]
             assert only(trailers, "Tasksync-Status") == record["status"]
@@ -182,26 +208,42 @@ def test_writer_processes_lose_and_duplicate_nothing(
             if record["expect"] is not None:
                 assert old == record["expect"]
 
-    # The final file equals the replay of the history, with no duplicate id.
-    text = tasks_md(repo)
-    lines = index_tasks(text)
+    lines = index_tasks(tasks_md(repo))
     ids = [task_id for task_id, _, _, _ in lines]
     assert len(ids) == len(set(ids))
-    assert ids == [f"#{n:03d}" for n in range(1, SHARED + len(creates) + 1)]
+    assert ids == [f"#{n:03d}" for n in range(1, shared + len(creates) + 1)]
     expected = replay(chain)
     assert {task_id: (title, status) for task_id, title, status, _ in lines} == expected
     final = TaskStore.open(repo).list(include_done=True)
     assert {str(t.id): (t.title, t.status.value) for t in final} == expected
     assert all(isinstance(t.status, Status) for t in final)
-    specs = git(repo, "ls-tree", "-r", "--name-only", REF).split()
+    files = git(repo, "ls-tree", "-r", "--name-only", REF).split()
     expected_files = ["process/tasks.md", ".tasksync/records.json", *(link for *_, link in lines)]
-    assert sorted(specs) == sorted(expected_files)
+    assert sorted(files) == sorted(expected_files)
 
-    fsck = subprocess.run(
-        ["git", "fsck", "--no-dangling"], cwd=repo, capture_output=True, text=True, check=False
-    )
-    assert fsck.returncode == 0, fsck.stderr
-    assert fsck.stdout == ""
+    assert git(repo, "fsck", "--no-dangling", "--no-progress") == ""
+    return chain
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_lock", ["true", "false"])
+def test_writer_processes_lose_and_duplicate_nothing(
+    repo: Path, tmp_path: Path, file_lock: str
+) -> None:
+    git(repo, "config", "tasks.fileLock", file_lock)
+    shared_tasks(repo, SHARED)
+    done = run_writer_processes(detached_worktrees(repo, tmp_path, WRITERS), OPERATIONS)
+    # Every writer was still running when the last one started.
+    assert done.started < done.finished
+    acknowledged = [r for rs in done.records.values() for r in rs if r["commit"]]
+    assert any(r["op"] == "set-status" for r in acknowledged)
+
+    chain = check_exactly_once(repo, done.records, SHARED)
+
+    # Their commits interleave on the chain (one writer after another would switch 7 times).
+    workspaces = [only(t, "Tasksync-Workspace") for _, t in chain[1 + SHARED :]]
+    switches = sum(1 for x, y in itertools.pairwise(workspaces) if x != y)
+    assert switches >= WRITERS, workspaces
 
 
 @pytest.mark.parametrize("file_lock", ["true", "false"])
@@ -212,26 +254,17 @@ def test_threads_sharing_one_handle_lose_nothing(repo: Path, file_lock: str) -> 
     shared = TaskStore.open(repo)
     shared.init()
     done: dict[str, Status] = {}
-    errors: list[BaseException] = []
     guard = threading.Lock()
 
     def work(worker: int) -> None:
-        try:
-            for i in range(20):
-                task = shared.create(f"w{worker}-{i}")
-                status = Status.DONE if i % 2 else Status.IN_PROGRESS
-                shared.set_status(task.id, status)
-                with guard:
-                    done[task.title] = status
-        except BaseException as error:  # reported below, not swallowed
-            errors.append(error)
+        for i in range(20):
+            task = shared.create(f"w{worker}-{i}")
+            status = Status.DONE if i % 2 else Status.IN_PROGRESS
+            shared.set_status(task.id, status)
+            with guard:
+                done[task.title] = status
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    assert in_threads(work, 8) == []
     final = TaskStore.open(repo).list(include_done=True)
     assert len({t.id for t in final}) == len(final) == 160
     assert {t.title: t.status for t in final} == done

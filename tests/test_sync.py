@@ -115,6 +115,7 @@ def test_first_sync_creates_the_remote_ref_and_a_second_clone_gets_it(
         "pushed": None,
         "handed_to_hub": None,
         "attempts": 1,
+        "restored": [],
         "conflicts": [],
     }
     assert tip(b) == head

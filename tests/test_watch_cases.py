@@ -167,3 +167,37 @@ def test_count_then_since_the_last_commit_shown_misses_nothing(
         ("description", "#001"),
         ("created", "#002"),
     ]
+
+
+# -- reftable -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(watch_module._Inotify.open() is None, reason="inotify is Linux-only")
+def test_a_change_in_the_reftable_directory_wakes_the_waker(repo: Path) -> None:
+    # In a reftable repository every ref update rewrites reftable/tables.list and nothing under
+    # refs/ changes: the waker must watch reftable/ too, or watches fall back to polling.
+    git_dir = repo / ".git"
+    (git_dir / "reftable").mkdir()
+    store = TaskStore.open(repo)
+    store.init()
+    watch = store.watch(interval=30)
+    waker = watch_module._Waker(watch._watched_dirs(), inotify=True)
+    try:
+        timer = threading.Timer(0.05, (git_dir / "reftable" / "tables.list").write_text, ("x",))
+        timer.start()
+        started = threading.Event()
+        done = threading.Event()
+
+        def sleep() -> None:
+            started.set()
+            waker.wait(30)
+            done.set()
+
+        thread = threading.Thread(target=sleep, daemon=True)
+        thread.start()
+        assert started.wait(10)
+        assert done.wait(10), "a write in reftable/ did not wake the watch"
+        timer.join()
+    finally:
+        waker.close()
+        watch.stop()

@@ -1,9 +1,9 @@
 """tasksync itself: ``TaskStore.set_status`` on a store in the repository's object store, every
 write a commit landed with compare-and-swap; with its file lock (the default) or without it
 (``git config tasks.fileLock false``, so concurrent writers only retry the compare-and-swap).
-fsync is off, the default, except in ``tasksync-fsync``: there libgit2 fsyncs objects and refs
-(``pygit2.settings.enable_fsync_gitdir``, process-wide, so turned on for each write and off
-after it: the other designs measured in the same process write without it). Another
+fsync is off, the default, except in ``tasksync-fsync``: there ``git config tasks.fsync true``
+makes every write fsync its objects, reflog and ref (only that store's: the other designs
+measured in the same process write without it). Another
 workspace's reader is a worktree of the repository, calling ``TaskStore.get`` in a loop or
 following ``TaskStore.watch`` (woken by inotify)."""
 
@@ -14,8 +14,6 @@ import time
 from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import pygit2
 
 from approaches import Backend, Design, PollingReader, Reader, git, wait_for_gc
 from tasksync import Status, TaskStore
@@ -32,31 +30,17 @@ def status_of(char: str) -> Status:
 
 
 class Handle:
-    fsync = False
-
     def __init__(self, path: Path) -> None:
         self.store = TaskStore.open(path)
 
     def set_status(self, task: int, char: str) -> None:
-        status = status_of(char)
-        if not self.fsync:
-            self.store.set_status(task, status)
-            return
-        pygit2.settings.enable_fsync_gitdir(True)
-        try:
-            self.store.set_status(task, status)
-        finally:
-            pygit2.settings.enable_fsync_gitdir(False)
+        self.store.set_status(task, status_of(char))
 
     def read(self) -> bytes:
         return self.store.index_text().encode()
 
     def close(self) -> None:
         pass
-
-
-class FsyncHandle(Handle):
-    fsync = True
 
 
 class Watcher:
@@ -88,7 +72,7 @@ class Watcher:
 
 class Tasksync(Design):
     file_lock = True
-    handle = Handle
+    fsync = False
     readers = ("TaskStore.get loop", "TaskStore.watch (inotify)")
 
     def setup(self, root: Path, lay: Layout) -> None:
@@ -98,10 +82,12 @@ class Tasksync(Design):
         git(root / "repo", "config", "gc.auto", "0")
         if not self.file_lock:
             git(root / "repo", "config", "tasks.fileLock", "false")
+        if self.fsync:
+            git(root / "repo", "config", "tasks.fsync", "true")
         git(root / "repo", "worktree", "add", "-q", "--detach", str(root / "reader"))
 
     def open(self, root: Path) -> Backend:
-        return self.handle(root / "repo")
+        return Handle(root / "repo")
 
     # setup turns git's gc off so that no measurement but this one packs mid-run
     disk_variants: tuple[str, ...] = (
@@ -152,5 +138,5 @@ class TasksyncNoLock(Tasksync):
 
 
 class TasksyncFsync(Tasksync):
-    handle = FsyncHandle
+    fsync = True
     disk_variants = ()  # the same files as tasksync's: not measured again

@@ -11,9 +11,11 @@ from typing import NamedTuple, TypeVar
 import pygit2
 
 from ..cache import LOOKED_UP, NAMES, PARSED, TEXTS
-from ..errors import ConfigError, FormatError, NotARepository, StoreError
+from ..errors import ConfigError, FileTooLarge, FormatError, NotARepository, StoreError
 from ..markdown import INDEX_PATH, Index
 from ..operations import Snapshot
+from .refs import Refs, open_reftable, ref_backend
+from .refs import WriteFailed as WriteFailed  # noqa: PLC0414 - re-exported, as before
 
 
 class Location(NamedTuple):
@@ -54,34 +56,38 @@ class TaskFiles(NamedTuple):
         return (self.tree is not None and self.tree == other.tree) or self.specs == other.specs
 
 
-class WriteFailed(Exception):
-    """A write did not land: the ref moved, a lock was busy, or git failed to write.
-
-    Internal to the write path: the transaction loop catches it and re-reads the ref.
-    """
-
-
 _R = TypeVar("_R", bound="_Base")
 
 
 class _Base:
     """The repository handle, its configuration and its reads."""
 
-    def __init__(self, repo: pygit2.Repository, location: Location) -> None:
+    def __init__(
+        self, repo: pygit2.Repository, location: Location, refs: Refs | None = None
+    ) -> None:
         self._repo = repo
         self.location = location
         self._config_snapshot: pygit2.Config | None = None
         self._config_values: dict[str, str | None] = {}
-        self._read_refs: dict[str, pygit2.Reference] = {}
+        # Every ref read and move goes through here: libgit2, or git for reftable (see refs).
+        self._refs = refs or ref_backend(repo, location.common_dir, reftable=False)
+        self._max_file_size: int | None = None  # tasks.maxFileSize, read on first use
 
     @classmethod
     def discover(cls: type[_R], path: str | os.PathLike[str]) -> _R:
         start = Path(path).absolute()
+        found: str | None = None
+        reftable = False
         try:
             found = pygit2.discover_repository(str(start))
             repo = pygit2.Repository(found) if found else None
         except pygit2.GitError as error:
-            raise NotARepository(f"{start} ({error})") from error
+            # libgit2 cannot open a repository whose refs are in reftable: it is opened for
+            # its objects, config and working tree all the same, its refs go through git.
+            repo = open_reftable(found) if found else None
+            if repo is None:
+                raise NotARepository(f"{start} ({error})") from error
+            reftable = True
         if repo is None:
             raise NotARepository(str(start))
         git_dir = Path(repo.path)
@@ -89,11 +95,9 @@ class _Base:
         commondir_file = git_dir / "commondir"
         if commondir_file.is_file():
             common = (git_dir / commondir_file.read_text(encoding="utf-8").strip()).resolve()
-        branch = None
-        if not repo.is_bare and not repo.head_is_detached and not repo.head_is_unborn:
-            branch = repo.head.shorthand
+        refs = ref_backend(repo, common, reftable=reftable)
         workdir = Path(repo.workdir) if repo.workdir else None
-        return cls(repo, Location(git_dir, common, workdir, branch))
+        return cls(repo, Location(git_dir, common, workdir, refs.branch()), refs)
 
     @classmethod
     def open_exact(cls: type[_R], path: Path) -> _R | None:
@@ -155,30 +159,62 @@ class _Base:
                 key, "not a boolean", f"set it with `git config {key} true` (or false)"
             ) from error
 
+    def config_int(self, key: str) -> int | None:
+        """An integer setting as ``git config --type=int`` reads it (``k``, ``m`` and ``g``
+        suffixes, ``0x`` hex), or None when it is not set."""
+        text = self.config(key)
+        if text is None:
+            return None
+        try:
+            return int(self._config().get_int(key))
+        except (pygit2.GitError, ValueError, OverflowError):
+            raise ConfigError(
+                key,
+                f"{text!r} is not a number git reads (digits, then k, m or g)",
+                f"set it with `git config {key} 10m`",
+            ) from None
+
+    def max_file_size(self) -> int:
+        """The largest file read from the tasks ref or written to it (``tasks.maxFileSize``)."""
+        if self._max_file_size is None:
+            from ..workspace import max_file_size  # where every tasks.* setting is read
+
+            self._max_file_size = max_file_size(self.config_int)
+        return self._max_file_size
+
+    def _check_size(self, blob_id: str, path: str) -> None:
+        """Refuse a file over the size limit from its object header, before it is inflated:
+        libgit2 reads the header alone, loose or packed, so the file never reaches memory."""
+        try:
+            kind, size = self._repo.odb.read_header(pygit2.Oid(hex=blob_id))
+        except (pygit2.GitError, KeyError, ValueError) as error:
+            raise FormatError(path, f"cannot be read ({error})", oid=blob_id) from None
+        if kind != pygit2.enums.ObjectType.BLOB:
+            raise FormatError(path, "is not a file", oid=blob_id)
+        limit = self.max_file_size()
+        if size > limit:
+            raise FileTooLarge(path, size, limit, blob_id)
+
+    def _check_cached(self, text: str, blob_id: str, path: str) -> None:
+        """The size limit for a file already read (under another limit, in this process)."""
+        limit = self.max_file_size()
+        if 4 * len(text) > limit:  # UTF-8 takes at most 4 bytes a character: else it fits
+            size = len(text.encode("utf-8"))
+            if size > limit:
+                raise FileTooLarge(path, size, limit, blob_id)
+
     # -- reading --------------------------------------------------------------------------------
 
     def tip(self, ref: str) -> str | None:
         """The commit id ``ref`` points at, or None when it does not exist."""
-        try:
-            reference = self._repo.references.get(ref)
-        except (pygit2.GitError, ValueError) as error:
-            raise StoreError(f"reading {ref}", str(error), "check `git show-ref`") from error
-        if reference is None:
-            return None
-        target = reference.target
-        if not isinstance(target, pygit2.Oid):
-            raise FormatError(ref, "is a symbolic ref; tasks refs point at commits")
-        # Kept for the compare-and-swap that usually follows: libgit2 compares against the
-        # value a Reference was looked up with, which is exactly the tip just read.
-        self._read_refs[ref] = reference
-        return str(target)
+        return self._refs.read(ref)
 
     def snapshot(self, commit_id: str | None) -> Snapshot:
         """The task files of ``commit_id`` (an empty store for None)."""
         if commit_id is None:
             return Snapshot(Index.parse(""), lambda path: None, None)
         tree = self._tree(self._commit(commit_id), commit_id)
-        blob_id = _blob_id(tree, INDEX_PATH)
+        blob_id = _file_id(tree, INDEX_PATH)
         index = Index.parse("") if blob_id is None else self._index(blob_id)
 
         def read(path: str) -> str | None:
@@ -198,27 +234,31 @@ class _Base:
         try:
             entry = tree[directory] if directory else None
         except (KeyError, ValueError):
-            return None
+            return _file_id(tree, path)  # None, or what stands where a directory should
         except pygit2.GitError as error:
             raise FormatError(directory, f"cannot be read ({error})") from None
         if entry is None or entry.type_str != "tree":
-            return _blob_id(tree, path)
+            return _file_id(tree, path)
         key = str(entry.id)
         names = NAMES.get(key)
         if names is None:
             if LOOKED_UP.get(key) is None:
                 LOOKED_UP.put(key, True)
-                return _blob_id(tree, path)
+                return _file_id(tree, path)
             listing = self._get(entry.id, path)
             if not isinstance(listing, pygit2.Tree):
                 return None
+            # Plain files by blob id; anything else by "!" and its mode, refused when read.
             names = {
-                item.name: str(item.id)
+                item.name: str(item.id) if item.filemode in FILE_MODES else f"!{int(item.filemode)}"
                 for item in listing
-                if item.name is not None and item.type_str == "blob"
+                if item.name is not None
             }
             NAMES.put(key, names)
-        return names.get(name)
+        found = names.get(name)
+        if found is not None and found.startswith("!"):
+            raise _not_a_file(path, int(found[1:]))
+        return found
 
     def _get(self, oid: str | pygit2.Oid, path: str) -> pygit2.Object | None:
         """Read one object; a corrupt or unreadable one is a FormatError naming ``path``."""
@@ -246,7 +286,9 @@ class _Base:
     def _text(self, blob_id: str, path: str) -> str:
         cached = TEXTS.get(blob_id)
         if cached is not None:
+            self._check_cached(cached, blob_id, path)
             return cached
+        self._check_size(blob_id, path)
         blob = self._get(blob_id, path)
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(path, "is not a file", oid=blob_id)
@@ -260,7 +302,9 @@ class _Base:
     def _index(self, blob_id: str) -> Index:
         cached = PARSED.get(blob_id)
         if cached is not None:
+            self._check_cached(cached.text, blob_id, INDEX_PATH)
             return cached
+        self._check_size(blob_id, INDEX_PATH)
         blob = self._get(blob_id, INDEX_PATH)
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(INDEX_PATH, "is not a file", oid=blob_id)
@@ -327,13 +371,7 @@ class _Base:
 
     def was_tip(self, ref: str, commit_id: str) -> bool:
         """Whether ``ref``'s reflog records it pointing at ``commit_id`` at some time."""
-        try:
-            reference = self._repo.references.get(ref)
-            if reference is None:
-                return False
-            return any(str(entry.oid_new) == commit_id for entry in reference.log())
-        except (pygit2.GitError, KeyError, ValueError):
-            return False
+        return self._refs.was_tip(ref, commit_id)
 
 
 def tree_entry(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
@@ -346,6 +384,38 @@ def tree_entry(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
         raise FormatError(path, f"cannot be read ({error})") from None
 
 
-def _blob_id(tree: pygit2.Tree, path: str) -> str | None:
+#: The modes of plain files (executable or not): the only entries read as task files.
+FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
+_NOT_FILES = {
+    pygit2.GIT_FILEMODE_LINK: "a symbolic link",
+    pygit2.GIT_FILEMODE_COMMIT: "a submodule",
+    pygit2.GIT_FILEMODE_TREE: "a directory",
+}
+
+
+def _not_a_file(path: str, mode: int) -> FormatError:
+    what = _NOT_FILES.get(mode, f"an entry of mode {int(mode):o}")
+    return FormatError(path, f"is {what} on the tasks ref, not a file; tasksync reads plain files")
+
+
+def _file_id(tree: pygit2.Tree, path: str) -> str | None:
+    """The blob id of the plain file at ``path``, or None when nothing is there. Anything
+    else there (a symbolic link, a submodule, a directory), or on the way there (a file where
+    a directory should be), is a FormatError: a link's target is never read as the file."""
     entry = tree_entry(tree, path)
-    return None if entry is None or entry.type_str != "blob" else str(entry.id)
+    if entry is not None:
+        if entry.filemode not in FILE_MODES:
+            raise _not_a_file(path, entry.filemode)
+        return str(entry.id)
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        parent = "/".join(parts[:depth])
+        found = tree_entry(tree, parent)
+        if found is None:
+            return None
+        if found.filemode != pygit2.GIT_FILEMODE_TREE:
+            what = _NOT_FILES.get(found.filemode, "a file")
+            raise FormatError(
+                parent, f"is {what} on the tasks ref where the directory of {path} should be"
+            )
+    return None

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import NamedTuple
 
 import pygit2
 
-from ..errors import FormatError, StoreError, UnknownRevision
+from ..errors import FormatError, StoreError
 from ._base import _Base
+
+
+class Damage(NamedTuple):
+    """An object of a tasks ref's history that is missing or cannot be read."""
+
+    oid: str
+    kind: str  # what it should be: "commit", "tree" or "blob"
+    path: str  # where in its commit's tree ("" for a commit or a root tree)
+    commit: str  # the commit it belongs to
+    problem: str  # "missing", "unreadable" or "not a <kind>"
 
 
 class _Merging(_Base):
@@ -17,12 +28,7 @@ class _Merging(_Base):
 
     def resolve_commit(self, revision: str) -> str:
         """The commit a revision (a ref, a branch, an id) names; UnknownRevision when none."""
-        try:
-            found = self._repo.revparse_single(revision)
-            commit = found.peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as error:
-            raise UnknownRevision(revision, str(error)) from None
-        return str(commit.id)
+        return self._refs.resolve(revision)
 
     def top_names(self, commit: str) -> frozenset[str]:
         """The names at the top of a commit's tree."""
@@ -50,6 +56,65 @@ class _Merging(_Base):
         """Every path in a commit's tree with its kind: blob, executable, link, tree or commit
         (a submodule)."""
         yield from _entries(self._tree(self._commit(commit), commit), "")
+
+    def check_names(self, commit: str) -> None:
+        """Raise FormatError when a commit's tree holds a name no path reaches (``..``,
+        ``.git``, one holding a ``/``): a merge would drop such an entry without a word."""
+        for _ in self.tree_entries(commit):
+            pass
+
+    def damage(self, tip: str, depth: int) -> list[Damage]:
+        """What is missing or unreadable of ``tip``: the commit, then every tree and file of
+        its tree (each read in full, so a corrupt one shows), then up to ``depth`` commits of
+        its first-parent chain with their root trees. Empty when all of it is there."""
+        found: list[Damage] = []
+        commit = self._present(tip, "commit", "", tip, found)
+        if not isinstance(commit, pygit2.Commit):
+            return found
+        self._walk(str(commit.tree_id), "", tip, found)
+        for _ in range(depth):
+            if not commit.parent_ids:
+                break
+            parent = str(commit.parent_ids[0])
+            commit = self._present(parent, "commit", "", parent, found)
+            if not isinstance(commit, pygit2.Commit):
+                break
+            self._present(str(commit.tree_id), "tree", "", parent, found)
+        return found
+
+    def _walk(self, tree_id: str, path: str, commit: str, found: list[Damage]) -> None:
+        tree = self._present(tree_id, "tree", path, commit, found)
+        if not isinstance(tree, pygit2.Tree):
+            return
+        for entry in tree:
+            inner = f"{path}/{entry.name}" if path else str(entry.name)
+            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                self._walk(str(entry.id), inner, commit, found)
+            elif entry.filemode != pygit2.GIT_FILEMODE_COMMIT:  # a submodule is elsewhere
+                self._present(str(entry.id), "blob", inner, commit, found)
+
+    def _present(
+        self, oid: str, kind: str, path: str, commit: str, found: list[Damage]
+    ) -> pygit2.Object | None:
+        """The object, read in full (libgit2 checks its hash); None, with the damage added
+        to ``found``, when it is missing, unreadable or of another kind."""
+        problem = "missing"
+        try:
+            key = pygit2.Oid(hex=oid)
+            if self._repo.odb.exists(key):
+                problem = "unreadable"
+                if kind == "blob":  # a file over tasks.maxFileSize is not read into memory
+                    found_kind, size = self._repo.odb.read_header(key)
+                    if found_kind == pygit2.enums.ObjectType.BLOB and size > self.max_file_size():
+                        return None
+                obj = self._repo.get(key)
+                if obj is not None and obj.type_str == kind:
+                    return obj
+                problem = f"not a {kind}" if obj is not None else "missing"
+        except (pygit2.GitError, KeyError, ValueError):
+            pass
+        found.append(Damage(oid, kind, path, commit, problem))
+        return None
 
     def merge_base(self, one: str, other: str) -> str | None:
         try:
@@ -142,10 +207,23 @@ _KINDS = {
 def _entries(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, str]]:
     for entry in tree:
         path = f"{prefix}{entry.name}"
+        if _unreachable(entry.raw_name or b""):
+            shown = path if path.isprintable() else repr(path)
+            raise FormatError(
+                shown,
+                "is a name git never writes in a tree (empty, `.`, `..`, `.git` or holding "
+                "a `/`): no path reaches it, so tasksync neither reads nor carries it",
+            )
         kind = _KINDS.get(entry.filemode, "unknown")
         yield path, kind
         if kind == "tree" and isinstance(entry, pygit2.Tree):
             yield from _entries(entry, f"{path}/")
+
+
+def _unreachable(name: bytes) -> bool:
+    """Whether a tree entry's name is one that no path can name: a tree written object by
+    object can hold it, git's own commands refuse to."""
+    return name in (b"", b".", b"..") or b"/" in name or name.lower() == b".git"
 
 
 def _blob_paths(tree: pygit2.Tree, prefix: str) -> Iterator[str]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pygit2
 
-from ..errors import FormatError, StoreError
+from ..errors import FileTooLarge, FormatError, StoreError, quoted
 from ..identity import Identity, Signatures
 from ..markdown import INDEX_PATH, SPEC_DIR
 from ._base import TaskFiles, tree_entry
@@ -22,12 +22,7 @@ class _Worktree(_Writing):
 
     def head_commit(self) -> str | None:
         """The commit HEAD of this worktree (or bare repository) is at; None before the first."""
-        try:
-            if self._repo.head_is_unborn:
-                return None
-            return str(self._repo.head.peel(pygit2.Commit).id)
-        except (pygit2.GitError, KeyError, ValueError) as error:
-            raise StoreError("reading HEAD", str(error), "check `git status`") from None
+        return self._refs.head_commit()
 
     def is_shallow(self) -> bool:
         """Whether this is a shallow clone (its history stops at a boundary)."""
@@ -39,7 +34,8 @@ class _Worktree(_Writing):
         return Identity(author.name, author.email, (author.time, author.offset))
 
     def blob_bytes(self, blob_id: str, path: str) -> bytes:
-        """The contents of a blob (``path`` names it in errors)."""
+        """The contents of a blob (``path`` names it in errors), if within the size limit."""
+        self._check_size(blob_id, path)
         blob = self._get(blob_id, path)
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(path, "is not a file", oid=blob_id)
@@ -202,12 +198,18 @@ class _Worktree(_Writing):
         top = self.location.workdir
         assert top is not None  # noqa: S101 - called for worktrees only
         try:
+            size = (top / path).stat().st_size
+        except OSError:
+            size = 0  # read below, which says what is wrong
+        if size > self.max_file_size():
+            raise FileTooLarge(path, size, self.max_file_size())
+        try:
             raw = (top / path).read_bytes()
             filters = self._repo.load_filter_list(path)
             clean = raw if filters is None else bytes(filters.apply_to_buffer(raw))
         except (OSError, pygit2.GitError, ValueError) as error:
             raise StoreError(
-                f"reading {_shown(path)}", str(error), "check that the file is readable"
+                f"reading {quoted(path)}", str(error), "check that the file is readable"
             ) from None
         oid = str(pygit2.hash(clean))
         data[oid] = clean
@@ -299,11 +301,6 @@ def _plain_blob(tree: pygit2.Tree, path: str) -> str | None:
     """The blob id of a file (not a symlink or submodule) at ``path``, or None."""
     entry = tree_entry(tree, path)
     return None if entry is None or entry.filemode not in _FILE_MODES else str(entry.id)
-
-
-def _shown(path: str) -> str:
-    """A path as one line of text: quoted and escaped when it holds a control character."""
-    return path if path.isprintable() else repr(path)
 
 
 def _holds_git(directory: Path) -> bool:

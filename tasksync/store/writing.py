@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pygit2
 
 from ..cache import PARSED
-from ..errors import ConfigError, FormatError
+from ..errors import ConfigError, FileTooLarge, FormatError, StoreError
 from ..identity import Identity, Signatures
 from ..markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR
 from ..operations import Change
-from ._base import WriteFailed, _Base
+from ._base import FILE_MODES, WriteFailed, _Base, _not_a_file
 
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
+# libgit2 writes an object through the first backend, by priority, that can write: its own
+# loose backend has 1 and packs 2 (packs cannot write loose objects).
+_FSYNC_PRIORITY = 3
 
 
 class _Writing(_Base):
@@ -50,14 +54,15 @@ class _Writing(_Base):
     ) -> str:
         repo = self._repo
         base = self._tree(self._commit(parent), parent) if parent is not None else None
+        contents = self._contents(change)  # every path and size checked before any write
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
-            oid = repo.create_blob(change.index.text.encode("utf-8"))
+            oid = repo.create_blob(contents[INDEX_PATH])
             PARSED.put(str(oid), change.index)
             blobs[INDEX_PATH] = oid
         for path, text in change.files:
-            _check_path(path)
-            blobs[path] = None if text is None else repo.create_blob(text.encode("utf-8"))
+            data = contents.get(path)
+            blobs[path] = None if text is None or data is None else repo.create_blob(data)
         tree = self._write_tree(base, blobs)
         if tree is None:  # every file removed: the root is the empty tree
             tree = repo.TreeBuilder().write()
@@ -66,6 +71,22 @@ class _Writing(_Base):
         committer = _signature(signatures.committer, now)
         parents = [pygit2.Oid(hex=p) for p in (parent, *change.parents) if p is not None]
         return str(repo.create_commit(None, author, committer, message, tree, parents))
+
+    def _contents(self, change: Change) -> dict[str, bytes]:
+        """The bytes of every file ``change`` writes, by path; FileTooLarge for one over
+        ``tasks.maxFileSize``, and a FormatError for a path tasksync never writes."""
+        out: dict[str, bytes] = {}
+        if change.index is not None:
+            out[INDEX_PATH] = change.index.text.encode("utf-8")
+        for path, text in change.files:
+            _check_path(path)
+            if text is not None:
+                out[path] = text.encode("utf-8")
+        limit = self.max_file_size()
+        for path, data in out.items():
+            if len(data) > limit:
+                raise FileTooLarge(path, len(data), limit, writing=True)
+        return out
 
     def _write_tree(
         self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None]
@@ -83,8 +104,8 @@ class _Writing(_Base):
                     builder.remove(head)
             else:
                 existing_file = builder.get(head)
-                if existing_file is not None and existing_file.type_str != "blob":
-                    raise FormatError(head, "is a directory on the tasks ref; not replacing it")
+                if existing_file is not None and existing_file.filemode not in FILE_MODES:
+                    raise _not_a_file(head, existing_file.filemode)
                 builder.insert(head, oid, pygit2.GIT_FILEMODE_BLOB)
         for name, inner in groups.items():
             existing = builder.get(name)
@@ -101,36 +122,46 @@ class _Writing(_Base):
     def set_if_equals(self, ref: str, expected: str | None, new: str, message: str) -> None:
         """Move ``ref`` from ``expected`` (None: absent) to ``new``, or raise WriteFailed.
 
-        The comparison happens under git's ref lock: for an existing ref libgit2 compares
-        against the value the Reference was looked up with; an absent ref is created inside a
-        ref transaction, because ``references.create`` checks existence before locking.
+        The comparison happens under the ref storage's own lock, through libgit2 or, for a
+        reftable repository, ``git update-ref`` (see :mod:`.refs`).
         """
-        try:
-            self._set_if_equals(ref, expected, new, message)
-        except (pygit2.GitError, OSError, KeyError, ValueError) as error:
-            raise WriteFailed(str(error)) from error
+        self._refs.set_if_equals(ref, expected, new, message)
 
     def add_if_new(self, ref: str, new: str, message: str) -> None:
         """Create ``ref`` at ``new`` only if it does not exist, or raise WriteFailed."""
         self.set_if_equals(ref, None, new, message)
 
-    def _set_if_equals(self, ref: str, expected: str | None, new: str, message: str) -> None:
-        repo = self._repo
-        if expected is None:
-            with repo.transaction() as txn:
-                txn.lock_ref(ref)
-                if repo.references.get(ref) is not None:
-                    raise WriteFailed
-                txn.set_target(ref, new, message=message)
+    def ref_lock_path(self, ref: str) -> Path:
+        """The lock file that, left by a killed process, blocks every move of ``ref``: its
+        ``.lock`` beside it, or ``reftable/tables.list.lock`` in a reftable repository."""
+        return self._refs.lock_path(ref)
+
+    #: Whether :meth:`fsync_writes` was called on this handle.
+    fsyncs = False
+
+    def fsync_writes(self) -> None:
+        """From now on, every object and ref this handle writes is on the disk before the
+        write returns (``tasks.fsync``); other repositories open in the process are not
+        affected.
+
+        Objects go through one more loose-object backend, ranked above libgit2's own so every
+        write reaches it, that fsyncs each object file and its directory before linking it
+        into place; refs through a ref database that fsyncs (see ``Refs.fsync_writes``).
+        """
+        if self.fsyncs:
             return
-        # The Reference read with the tip, if it holds the expected value; pop() hands it to
-        # one caller only, so no two threads ever share a pygit2 object.
-        reference = self._read_refs.pop(ref, None)
-        if reference is None or str(reference.target) != expected:
-            reference = repo.references.get(ref)
-        if reference is None or str(reference.target) != expected:
-            raise WriteFailed
-        reference.set_target(new, message)
+        objects = self.location.common_dir / "objects"
+        try:
+            backend = pygit2.OdbBackendLoose(str(objects), -1, True)  # default level, fsync
+            self._repo.odb.add_backend(backend, _FSYNC_PRIORITY)
+            self._refs.fsync_writes()
+        except (pygit2.GitError, OSError, ValueError) as error:
+            raise StoreError(
+                "turning on fsync (tasks.fsync)",
+                str(error),
+                "check `git fsck`, or turn it off with `git config tasks.fsync false`",
+            ) from None
+        self.fsyncs = True
 
     def ignored(self, path: str) -> bool:
         """Whether git ignores ``path`` (relative to the worktree top) in this worktree."""
@@ -140,16 +171,11 @@ class _Writing(_Base):
             return False
 
     def has_reflog(self, ref: str) -> bool:
-        return (self.location.common_dir / "logs" / ref).is_file()
+        return self._refs.has_reflog(ref)
 
     def ensure_reflog(self, ref: str) -> None:
-        """Create an empty reflog for ``ref`` so git and libgit2 log every later update."""
-        log = self.location.common_dir / "logs" / ref
-        try:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            log.touch(exist_ok=True)
-        except OSError:
-            pass  # the reflog is a convenience; the ref works without it
+        """Make git and libgit2 log every later update of ``ref`` (an empty reflog)."""
+        self._refs.ensure_reflog(ref)
 
 
 def _check_path(path: str) -> None:
