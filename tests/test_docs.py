@@ -8,6 +8,7 @@ documented in both places under that command.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -302,3 +303,33 @@ def test_exit_codes_are_documented(code: str) -> None:
     assert any(line == f".B {code}" for line in man_section("EXIT STATUS")), (
         f"man/git-tasks.1 EXIT STATUS lacks {code}"
     )
+
+
+_LINK = re.compile(r"\]\(([^)\s#]+)(?:#[^)\s]*)?\)")
+
+
+@pytest.mark.parametrize(
+    "page", [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))], ids=lambda p: p.name
+)
+def test_relative_links_and_images_point_at_committed_files(page: Path) -> None:
+    text = page.read_text(encoding="utf-8")
+    prose, fenced = [], False
+    for line in text.splitlines():  # examples in fences and code spans are not links
+        if re.match(r" *```+[^`]*$", line):  # a fence's info string holds no backtick
+            fenced = not fenced
+        elif not fenced:
+            prose.append(re.sub(r"`[^`]*`", "", line))
+    text = "\n".join(prose)
+    missing = []
+    for target in _LINK.findall(text):
+        if re.match(r"[a-z]+:", target):  # https:, mailto:
+            continue
+        path = (page.parent / target).resolve()
+        tracked = subprocess.run(
+            ["git", "-C", str(ROOT), "ls-files", "--error-unmatch", str(path)],
+            capture_output=True,
+            check=False,
+        )
+        if not path.exists() or (path.is_file() and tracked.returncode != 0):
+            missing.append(target)
+    assert missing == [], f"{page.name} links to files a clone does not have: {missing}"
