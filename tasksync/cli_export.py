@@ -108,7 +108,7 @@ def apply(ctx: click.Context, source: Path | None, as_json: bool) -> None:
     for conflict in merged.conflicts:
         click.echo(f"conflict: {conflict_line(conflict)}")
     for moved in merged.renumbered:
-        click.echo(f"renumbered: {moved.old} -> {moved.new} ({moved.title})")
+        click.echo(f"renumbered: {moved.old} -> {moved.new} ({moved.title!r})")
     if merged.conflicts:
         click.echo("(see `git tasks conflicts`; settle with `git tasks resolve ID`)")
     if done.refreshed is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from .cli import _json, _store, cli
+from .cli import _json, _shown, _store, cli
 
 
 @cli.command()
@@ -26,4 +26,4 @@ def undo(ctx: click.Context, commit: str, as_json: bool) -> None:
         undone = entry.trailer("Tasksync-Undone")
         _json({"commit": entry.commit, "undone": undone, "summary": entry.summary})
         return
-    click.echo(f"{entry.commit[:10]} {entry.summary}")
+    click.echo(f"{entry.commit[:10]} {_shown(entry.summary)}")

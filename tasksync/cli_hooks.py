@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli import CONTEXT, cli
+from .cli import CONTEXT, _shown, cli
 
 if TYPE_CHECKING:
     from .hooks import Installed, Report
@@ -26,9 +26,9 @@ def _where(ctx: click.Context) -> Path:
 def _report(ctx: click.Context, report: Report) -> None:
     """Warnings and errors on stderr, one line each; exit 1 when there is an error."""
     for text in report.warnings:
-        click.echo(f"warning: {text}", err=True)
+        click.echo(f"warning: {_shown(text)}", err=True)
     for text in report.errors:
-        click.echo(f"error: {text}", err=True)
+        click.echo(f"error: {_shown(text)}", err=True)
     if report.errors:
         ctx.exit(1)
 

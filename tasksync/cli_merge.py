@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .cli import _json, _store, _task_line, cli
+from .cli import _json, _shown, _store, _task_line, cli
 
 if TYPE_CHECKING:
     from .api import TaskStore
@@ -76,12 +76,13 @@ def edit_spec_text(store: TaskStore, task_id: str) -> None:
 
 
 def conflict_line(conflict: Conflict) -> str:
-    """One line saying what a merge kept and what it set aside."""
+    """One line saying what a merge kept and what it set aside (values from the ref as a
+    terminal shows them harmlessly)."""
     from .events import conflict_text
 
     if conflict.field == "spec":
         return conflict_text(conflict) + " (both versions: `git tasks conflicts --json`)"
-    return conflict_text(conflict)
+    return _shown(conflict_text(conflict))
 
 
 @cli.command()

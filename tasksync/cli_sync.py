@@ -78,7 +78,7 @@ def sync(ctx: click.Context, remote: str | None, dry_run: bool, as_json: bool) -
                 "restored": list(done.restored),
                 "conflicts": [
                     c.to_json()
-                    for m in (done.merged, done.handed_to_hub)
+                    for m in (done.merged, done.handed_to_hub, *done.merged_back)
                     if m is not None
                     for c in m.conflicts
                 ],
@@ -106,7 +106,7 @@ def _print_sync(done: SyncResult) -> None:
         click.echo(f"{done.remote}: {', '.join(said) or 'up to date'}")
     from .cli_merge import conflict_line
 
-    for merged in (done.handed_to_hub, done.merged):
+    for merged in (done.handed_to_hub, *done.merged_back, done.merged):
         for moved in merged.renumbered if merged is not None else ():
             click.echo(f"renumbered {moved.old} \u2192 {moved.new} ({moved.title!r})")
         for conflict in merged.conflicts if merged is not None else ():

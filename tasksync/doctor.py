@@ -216,7 +216,14 @@ def _remove(
     found: list[Finding] = []
     deadline = time.monotonic() + workspace.retry_timeout
     try:
-        with KernelLock(writer_lock, deadline):
+        with KernelLock(writer_lock, deadline) as taken:
+            if workspace.file_lock and not taken.held:
+                # Writers that can take it may be inside their swap: never judged here, as
+                # writers never judge without it.
+                return [
+                    _unlocked(kind, verdict, blocks[kind], writer_lock)
+                    for kind, verdict in stale_ones
+                ]
             for kind, verdict in stale_ones:
                 lock = stale.look(verdict.lock.path)
                 if lock is None:  # a writer removed it meanwhile
@@ -251,6 +258,21 @@ def _remove(
             for kind, verdict in stale_ones
         ]
     return found
+
+
+def _unlocked(kind: str, verdict: stale.Verdict, blocks: str, writer_lock: Path) -> Finding:
+    """A stale lock file left in place because the writers' lock cannot be taken here."""
+    lock = verdict.lock
+    rm = f"rm {shlex.quote(str(lock.path))}"
+    return Finding(
+        f"stale-{kind}",
+        Severity.PROBLEM,
+        f"stale lock file {_judged(lock)} {blocks}; not removed: the writers' lock "
+        f"{quoted(writer_lock)} cannot be taken here (another user's file, or no locks on "
+        f"this filesystem); if no git or tasksync process is running, remove it: `{rm}`",
+        rm,
+        str(lock.path),
+    )
 
 
 # -- the ref and its objects ----------------------------------------------------------------------

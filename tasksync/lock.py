@@ -59,7 +59,8 @@ class _Waiter:
         try:
             granted = self._granted.wait(max(0.0, deadline - time.monotonic()))
         except BaseException:
-            self._give_up()
+            if not self._give_up():  # granted as the exception came: drop it here
+                os.close(self._fd)
             raise
         if granted or not self._give_up():
             return not self._failed

@@ -13,7 +13,8 @@ When a lock file is stale
     1. the judge holds the writers' kernel lock (:mod:`tasksync.lock`): no tasksync writer on
        this machine is between taking the ref lock and releasing it. Callers make sure of this
        (the write loop judges only while it holds that lock, and never with
-       ``tasks.fileLock false``; ``git tasks doctor --repair`` takes it first);
+       ``tasks.fileLock false``; ``git tasks doctor --repair`` takes it first, and removes
+       nothing where it cannot be taken);
     2. its last write (mtime) is at least ``tasks.staleLockAfter`` old (2 s by default). In
        their own code paths git and libgit2 hold a ref lock for the few system calls between
        creating the file and renaming it, milliseconds; the two ways a live process holds one
@@ -70,8 +71,6 @@ from pathlib import Path
 
 from .errors import quoted
 
-#: ``tasks.staleLockAfter`` by default: recovery comes within about this long after a kill.
-DEFAULT_STALE_AFTER = 2.0
 #: The file, in ``<common-dir>/tasksync/``, that records every lock removed.
 RECOVERY_LOG = "recovery.log"
 LOGGER = "tasksync"
@@ -376,17 +375,43 @@ def _is_update_ref(args: list[str]) -> bool:
 
 def _works_in(process: Path, args: list[str], roots: Sequence[Path]) -> bool:
     """Whether the process's directory, its GIT_DIR-like variables or a path among its
-    arguments lie in one of ``roots``."""
+    arguments lie in one of ``roots``, or git finds from one a git dir that does."""
     try:
         cwd = (process / "cwd").readlink()
     except OSError:
         return False
-    places = [cwd, *_environment_paths(process)]
+    # A relative GIT_DIR is relative to the process's directory, as its arguments are.
+    places = [cwd, *(cwd / path for path in _environment_paths(process))]
     for arg in args[1:]:
         value = arg.split("=", 1)[1] if arg.startswith("--") and "=" in arg else arg
         if "/" in value or value in (".", ".."):
             places.append(cwd / value)  # an absolute value stays itself
-    return any(_inside(_real(Path(place)), roots) for place in places)
+    for place in places:
+        real = _real(Path(place))
+        if _inside(real, roots):
+            return True
+        found = _discovered(real)
+        if found is not None and _inside(found, roots):
+            return True
+    return False
+
+
+def _discovered(place: Path) -> Path | None:
+    """The git dir git finds from ``place``: at the first ``.git`` upwards, a directory, or a
+    file ``gitdir: PATH`` (a linked worktree, a submodule, a ``--separate-git-dir`` one, whose
+    top the repository's own directories do not name)."""
+    for directory in (place, *place.parents):
+        dot_git = directory / ".git"
+        if dot_git.is_dir():
+            return dot_git
+        try:
+            text = dot_git.read_text(encoding="utf-8")
+        except (OSError, UnicodeError):
+            continue
+        if not text.startswith("gitdir: "):
+            return None
+        return _real(directory / text.removeprefix("gitdir: ").strip())
+    return None
 
 
 def _environment_paths(process: Path) -> Iterable[Path]:

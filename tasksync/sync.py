@@ -49,6 +49,8 @@ class SyncResult(NamedTuple):
     #: States fetched earlier that the remote no longer contains (it was force-pushed), which
     #: this sync merged back so that no task seen there is lost.
     restored: tuple[str, ...] = ()
+    #: The merges of those states, in order: what they renumbered and settled.
+    merged_back: tuple[Merged, ...] = ()
 
 
 class Plan(NamedTuple):
@@ -110,6 +112,7 @@ def _sync_with(
     attempts = 0
     merged: Merged | None = None
     restored: list[str] = []
+    merged_back: list[Merged] = []
     refused: tuple[str | None, str] | None = None  # the remote's value at the last refusal
     while True:
         attempts += 1
@@ -122,7 +125,10 @@ def _sync_with(
                 "the local tasks ref keeps the merge; ask the remote's owner to accept "
                 f"{store.ref}, or sync through another remote",
             )
-        restored += _restore(store, git, name, dropped)
+        for commit, back in _restore(store, git, name, dropped):
+            restored.append(commit)
+            merged_back.append(back)
+        back_in = (tuple(restored), tuple(merged_back))
         if fetched is not None and fetched != store.head():
             _check_incoming(store, name, fetched, tracking)
             # The remote's ids are the ones others already see: a task created here under an
@@ -130,7 +136,7 @@ def _sync_with(
             merged = store.merge(tracking, keep_ids="theirs")
         local = store.head()
         if local is None or local == fetched:
-            return SyncResult(name, fetched, merged, None, handed, attempts, tuple(restored))
+            return SyncResult(name, fetched, merged, None, handed, attempts, *back_in)
         # The push skips pre-push hooks (it sends only this ref), so their check runs here:
         # never spread a state that a hand edit through plain git has broken.
         problems = store.check(local, since=fetched)
@@ -143,7 +149,7 @@ def _sync_with(
         landed, reason = git.push(name, store.ref, local, fetched)
         if landed:
             git.update_ref(tracking, local, fetched)
-            return SyncResult(name, fetched, merged, local, handed, attempts, tuple(restored))
+            return SyncResult(name, fetched, merged, local, handed, attempts, *back_in)
         refused = (fetched, reason)
         if time.monotonic() >= deadline:
             raise SyncError(
@@ -165,17 +171,27 @@ class Fetched(NamedTuple):
 def _fetch(store: TaskStore, git: Git, name: str) -> Fetched:
     """Fetch ``name``'s tasks ref into its tracking ref. When the remote no longer contains
     what the tracking ref held (someone force-pushed it) and the local ref lacks that state
-    too, it is kept under ``refs/tasksync/dropped/NAME/`` until :func:`_restore` merges it."""
+    too, it is kept under ``refs/tasksync/dropped/NAME/`` until :func:`_restore` merges it:
+    kept from before the fetch, and judged after it with every state kept earlier."""
     tracking = tracking_ref(name, store.ref)
     kept = f"{DROPPED}/{name}/"
     held = git.refs(tracking, kept)  # one git process for both, as for the fetched value
-    before = held.pop(tracking, (None, ""))[0]
-    dropped = [commit for commit, _ in held.values()]
+    before, held_kind = held.pop(tracking, (None, ""))
+    pinned = [commit for commit, _ in held.values()]
+    local = store.head()
+    if (
+        before is not None
+        and held_kind == "commit"
+        and before not in pinned
+        and (local is None or not store.is_ancestor(before, local))
+    ):
+        # Kept before the fetch can move the tracking ref off it, so that a sync killed right
+        # after the fetch, a fetch that fails after pruning, or the gc a fetch may start never
+        # loses it; forgotten below unless the remote dropped it.
+        git.update_ref(dropped_ref(name, before), before, None)
+        pinned.append(before)
     git.fetch(name)
     fetched, kind = git.refs(tracking).get(tracking, (None, ""))
-    if before is not None and before != fetched and _dropped(store, before, fetched):
-        git.update_ref(dropped_ref(name, before), before, None)
-        dropped.append(before)
     if fetched is not None and kind != "commit":
         raise SyncError(
             name,
@@ -183,6 +199,12 @@ def _fetch(store: TaskStore, git: Git, name: str) -> Fetched:
             f"local tasks are unchanged; whoever looks after {name} must point it back at "
             "a commit of the tasks history (`git tasks log` in a clone lists them)",
         )
+    dropped = []
+    for commit in pinned:
+        if _dropped(store, commit, fetched):
+            dropped.append(commit)
+        else:  # the remote or the local ref has it after all, or it was never sound
+            git.run("update-ref", "-d", dropped_ref(name, commit), commit, check=False)
     return Fetched(fetched, tuple(dropped))
 
 
@@ -198,17 +220,19 @@ def _dropped(store: TaskStore, before: str, fetched: str | None) -> bool:
     return not store.check(before, since=local)
 
 
-def _restore(store: TaskStore, git: Git, name: str, dropped: tuple[str, ...]) -> list[str]:
-    """Merge back the states the remote dropped (see :func:`_fetch`) and forget them; the
-    commits that were merged (those the local ref had meanwhile are only forgotten)."""
-    restored = []
+def _restore(
+    store: TaskStore, git: Git, name: str, dropped: tuple[str, ...]
+) -> list[tuple[str, Merged]]:
+    """Merge back the states the remote dropped (see :func:`_fetch`) and forget them; each
+    commit that was merged, with its merge (those the local ref had meanwhile are only
+    forgotten)."""
+    restored: list[tuple[str, Merged]] = []
     for commit in dropped:
         ref = dropped_ref(name, commit)
         local = store.head()
         if local is None or not store.is_ancestor(commit, local):
             # The ids of a state others fetched are the ones they know, as for the remote's.
-            store.merge(ref, keep_ids="theirs")
-            restored.append(commit)
+            restored.append((commit, store.merge(ref, keep_ids="theirs")))
         git.run("update-ref", "-d", ref, commit, check=False)
     return restored
 

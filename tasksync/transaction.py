@@ -19,15 +19,18 @@ import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from . import maintenance, stale
+from . import maintenance
 from .errors import ContentionTimeout, NotInitialized, StoreError, TaskSyncError
 from .identity import ENV_KEYS, Signatures, resolve
 from .lock import KernelLock, LockTimeout
 from .markdown import INDEX_PATH
 from .operations import Change, Snapshot
 from .store import Repo, WriteFailed
+
+if TYPE_CHECKING:
+    from .stale import LockFile
 
 T = TypeVar("T")
 
@@ -55,7 +58,7 @@ class Transactor:
         trailers: tuple[tuple[str, str], ...] = (),
         workdir: Path | None = None,
         pack_threshold: int = 0,
-        stale_after: float = stale.DEFAULT_STALE_AFTER,
+        stale_after: float,
     ) -> None:
         self.repo = repo
         # A ref lock file no live process holds is removed once this old (tasks.staleLockAfter)
@@ -65,7 +68,7 @@ class Transactor:
         self.ref_lock = repo.ref_lock_path(ref)
         self._roots: tuple[Path, ...] | None = None
         # Why the ref lock was last left in place, and when it was judged so.
-        self._kept: tuple[stale.LockFile, str, float] | None = None
+        self._kept: tuple[LockFile, str, float] | None = None
         # Loose objects past which a write starts git's packing (0: never), and the chance
         # a write looks (a test seam: a function saying whether this write looks).
         self.pack_threshold = pack_threshold
@@ -214,6 +217,8 @@ class Transactor:
     def _remove_stale_lock(self) -> bool:
         """Remove the ref's lock file if it is stale (see :mod:`tasksync.stale`); True when it
         was. Called only while this writer holds the kernel lock."""
+        from . import stale  # only when a write failed: kept out of every command's start-up
+
         found = stale.look(self.ref_lock)
         if found is None:
             return False
@@ -238,6 +243,8 @@ class Transactor:
 
     def _timeout(self, started: float, attempts: int, held: bool) -> ContentionTimeout:
         seconds = time.monotonic() - started
+        from . import stale
+
         found = stale.look(self.ref_lock)
         if found is None or found.age < min(_STALE_AFTER, 0.9 * seconds):
             # Younger than the wait: a live writer's lock (git holds one for milliseconds).

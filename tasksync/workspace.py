@@ -9,13 +9,14 @@ from typing import NamedTuple
 
 from .errors import ConfigError
 from .maintenance import DEFAULT_GC_AUTO
-from .stale import DEFAULT_STALE_AFTER
 from .store import Location, Repo
 
 DEFAULT_REF = "refs/tasks/main"
 NAMESPACE = "refs/tasks/"
 DEFAULT_RETRY_TIMEOUT = 10.0
 DEFAULT_SYNC_TIMEOUT = 60.0
+#: ``tasks.staleLockAfter`` by default: recovery comes within about this long after a kill.
+DEFAULT_STALE_AFTER = 2.0
 #: The largest file read from the tasks ref or written to it (``tasks.maxFileSize``): ten
 #: times a 10,000-task tasks.md (about 1 MB), far above any spec written by hand.
 DEFAULT_MAX_FILE_SIZE = 10 * 1024 * 1024

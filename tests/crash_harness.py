@@ -238,7 +238,9 @@ class Run:
         self.intents = 0
         kinds = config.kinds()
         total = config.writers * config.ops_per_writer
-        points = sorted(int(self.rng.uniform(0.02, 0.9) * total) for _ in kinds)
+        # Kills end by 70% of the operations: a kill can take seconds (waiting for a stale
+        # lock to go), and the writers must not finish before the last one is made.
+        points = sorted(int(self.rng.uniform(0.02, 0.7) * total) for _ in kinds)
         self.plan = list(zip(points, kinds, strict=True))
         self.pending: Iterator[None] | None = None  # the kill under way, stepped by the loop
         self.made_before = 0  # kills made when it started

@@ -30,10 +30,10 @@ def names(checks: list[Check]) -> set[str]:
 
 @pytest.mark.slow
 def test_writers_killed_at_every_kind_of_instant_lose_nothing(tmp_path: Path) -> None:
-    # 24 kills of every kind among 4 writers of 60 operations each; stale ref locks are removed
+    # 24 kills of every kind among 4 writers of 80 operations each; stale ref locks are removed
     # after 0.5 s here (2 s by default) to keep the run short.
     mix = "random:10,cas_window:5,after_swap:4,lock_waiter:4,ref_lock:1"
-    config = Config(4, 60, 24, seed=7, mix=parse_mix(mix), stale_lock_after="500ms")
+    config = Config(4, 80, 24, seed=7, mix=parse_mix(mix), stale_lock_after="500ms")
     run = Run(config, tmp_path / "run")
     run.run()
     journals = [writer.journal() for writer in run.writers]
@@ -51,7 +51,7 @@ def test_writers_killed_at_every_kind_of_instant_lose_nothing(tmp_path: Path) ->
     }
     # Killed writers were replaced (those paused at a write had operations left).
     assert len(run.writers) >= 4 + kinds["cas_window"] + kinds["after_swap"]
-    assert figures["operations"] == 4 * 60
+    assert figures["operations"] == 4 * 80
     # An operation killed after its swap landed is on the ref unacknowledged: the replay
     # explained it from its writer's journal. One killed in its swap window or while waiting
     # for the lock never landed.

@@ -14,7 +14,7 @@ from ..cache import LOOKED_UP, NAMES, PARSED, TEXTS
 from ..errors import ConfigError, FileTooLarge, FormatError, NotARepository, StoreError
 from ..markdown import INDEX_PATH, Index
 from ..operations import Snapshot
-from .refs import Refs, open_reftable, ref_backend
+from .refs import Refs, is_reftable, open_reftable, ref_backend
 from .refs import WriteFailed as WriteFailed  # noqa: PLC0414 - re-exported, as before
 
 
@@ -95,6 +95,9 @@ class _Base:
         commondir_file = git_dir / "commondir"
         if commondir_file.is_file():
             common = (git_dir / commondir_file.read_text(encoding="utf-8").strip()).resolve()
+        # libgit2 also opens a reftable repository while another thread has it accept the
+        # extension for a moment (see open_reftable): its refs still go through git.
+        reftable = reftable or is_reftable(git_dir)
         refs = ref_backend(repo, common, reftable=reftable)
         workdir = Path(repo.workdir) if repo.workdir else None
         return cls(repo, Location(git_dir, common, workdir, refs.branch()), refs)

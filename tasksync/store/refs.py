@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pygit2
 
 from ..errors import FormatError, ReftableUnsupported, StoreError, UnknownRevision
+
+if TYPE_CHECKING:  # the git backend's module, imported when it runs
+    import subprocess
 
 #: Test seam: when True, every repository opened afterwards has its refs moved through git as
 #: a reftable repository's are, and its libgit2 ref database removed (see :func:`ref_backend`).
@@ -256,6 +259,8 @@ class GitRefs(Refs):
         command = ["git", "--git-dir", str(self.git_dir), "-c", f"core.hooksPath={os.devnull}"]
         if self._fsync:
             command += ["-c", "core.fsync=reference"]
+        import subprocess  # not at import: most repositories never need it
+
         try:
             return subprocess.run(
                 [*command, *args],
@@ -365,6 +370,8 @@ def _said(done: subprocess.CompletedProcess[bytes]) -> str:
 
 def _check_git_version(git_dir: Path, failed: subprocess.CompletedProcess[bytes]) -> None:
     """Raise ReftableUnsupported when the installed git is older than reftable needs."""
+    import subprocess
+
     try:
         said = subprocess.run(
             ["git", "version"], capture_output=True, check=False, text=True
@@ -431,9 +438,8 @@ def _without_refdb(repo: pygit2.Repository) -> None:
 
 def ref_backend(repo: pygit2.Repository, common_dir: Path, *, reftable: bool) -> Refs:
     """The refs of an opened repository: through git for reftable (or when the test seam
-    forces it, after removing libgit2's ref database as for reftable), else through libgit2."""
+    forces it), after removing libgit2's ref database, else through libgit2."""
     if not reftable and not FORCE_GIT_REFS:
         return LibgitRefs(repo, common_dir)
-    if not reftable:
-        _without_refdb(repo)
+    _without_refdb(repo)  # open_reftable did it already; once more costs nothing
     return GitRefs(Path(repo.path), common_dir, reftable=reftable, bare=repo.is_bare)
