@@ -21,6 +21,7 @@ from types import ModuleType
 
 import pytest
 from conftest import commit_held, git, hold_ref_lock, kill, run_main, wait_until_older
+from test_lock import descriptors_on, free
 
 from tasksync import ContentionTimeout, TaskStore
 from tasksync import lock as lock_module
@@ -36,29 +37,6 @@ pytestmark = pytest.mark.skipif(os.name != "posix", reason="flock(2) is POSIX")
 
 class _Interrupted(Exception):
     pass
-
-
-def free(path: Path) -> bool:
-    """Whether the lock at ``path`` can be taken right now (taken and dropped at once)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
-
-
-def descriptors_on(path: Path) -> int:
-    count = 0
-    for entry in Path("/proc/self/fd").iterdir():
-        try:
-            if entry.readlink() == path:
-                count += 1
-        except OSError:
-            continue
-    return count
 
 
 def tip(repo: Path) -> str:
