@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import __version__
+from .errors import WARNING_SINKS
 from .model import Status
 
 if TYPE_CHECKING:
@@ -122,20 +123,13 @@ def cli(ctx: click.Context, path: Path | None) -> None:
 
 def _show_warnings() -> None:
     """Show the library's warnings (a stale lock file it removed) as one ``warning:`` line
-    each on stderr; the library only logs them, on the ``tasksync`` logger."""
-    import logging
+    each on stderr."""
+    if _warn not in WARNING_SINKS:
+        WARNING_SINKS.append(_warn)
 
-    logger = logging.getLogger("tasksync")
-    if any(handler.get_name() == "git-tasks" for handler in logger.handlers):
-        return
 
-    class Shown(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            click.echo(f"warning: {_shown(record.getMessage())}", err=True)
-
-    handler = Shown(logging.WARNING)
-    handler.set_name("git-tasks")
-    logger.addHandler(handler)
+def _warn(text: str) -> None:
+    click.echo(f"warning: {_shown(text)}", err=True)
 
 
 @cli.command()
@@ -477,7 +471,11 @@ def main(argv: Iterable[str] | None = None) -> NoReturn:
 
     args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        code = cli.main(args=args, prog_name="git tasks", standalone_mode=False)
+        try:
+            code = cli.main(args=args, prog_name="git tasks", standalone_mode=False)
+        finally:  # a program that runs commands in process prints no warnings of later calls
+            if _warn in WARNING_SINKS:
+                WARNING_SINKS.remove(_warn)
     except (KeyboardInterrupt, click.exceptions.Abort):
         _fail(130, "interrupted")
     except click.UsageError as error:

@@ -8,8 +8,12 @@ that only know the builtin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+
+#: Called with each warning the library gives (a stale lock file it removed), besides the
+#: ``tasksync`` logger: the command line prints them without importing :mod:`logging`.
+WARNING_SINKS: list[Callable[[str], None]] = []
 
 
 def quoted(name: str | Path) -> str:

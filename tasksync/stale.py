@@ -69,7 +69,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import quoted
+from .errors import WARNING_SINKS, quoted
 
 #: The file, in ``<common-dir>/tasksync/``, that records every lock removed.
 RECOVERY_LOG = "recovery.log"
@@ -226,6 +226,8 @@ def _record(log_dir: Path, warning: str, line: str) -> None:
     if not logger.handlers:  # a library never prints: no handler means nobody asked to hear
         logger.addHandler(logging.NullHandler())
     logger.warning("%s", warning)
+    for sink in WARNING_SINKS:
+        sink(warning)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     text = f"{stamp} pid={os.getpid()} {line}\n".encode("utf-8", "backslashreplace")
     try:
