@@ -1,4 +1,4 @@
-"""Review findings: each test demonstrates one defect against a real repository."""
+"""Edge cases, each test showing one defect (now fixed) against a real repository."""
 
 from __future__ import annotations
 
