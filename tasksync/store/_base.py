@@ -291,14 +291,7 @@ class _Base:
         if cached is not None:
             self._check_cached(cached, blob_id, path)
             return cached
-        self._check_size(blob_id, path)
-        blob = self._get(blob_id, path)
-        if not isinstance(blob, pygit2.Blob):
-            raise FormatError(path, "is not a file", oid=blob_id)
-        try:
-            text = blob.data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise FormatError(path, f"is not valid UTF-8 ({error.reason})", oid=blob_id) from None
+        text = self._decoded(blob_id, path)
         TEXTS.put(blob_id, text)
         return text
 
@@ -307,19 +300,20 @@ class _Base:
         if cached is not None:
             self._check_cached(cached.text, blob_id, INDEX_PATH)
             return cached
-        self._check_size(blob_id, INDEX_PATH)
-        blob = self._get(blob_id, INDEX_PATH)
-        if not isinstance(blob, pygit2.Blob):
-            raise FormatError(INDEX_PATH, "is not a file", oid=blob_id)
-        try:
-            text = blob.data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise FormatError(
-                INDEX_PATH, f"is not valid UTF-8 ({error.reason})", oid=blob_id
-            ) from None
-        index = Index.parse(text)
+        index = Index.parse(self._decoded(blob_id, INDEX_PATH))
         PARSED.put(blob_id, index)
         return index
+
+    def _decoded(self, blob_id: str, path: str) -> str:
+        """The text of the file ``path`` on the ref, measured against the size limit first."""
+        self._check_size(blob_id, path)
+        blob = self._get(blob_id, path)
+        if not isinstance(blob, pygit2.Blob):
+            raise FormatError(path, "is not a file", oid=blob_id)
+        try:
+            return blob.data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise FormatError(path, f"is not valid UTF-8 ({error.reason})", oid=blob_id) from None
 
     def commit_info(self, commit_id: str) -> Commit:
         commit = self._commit(commit_id)
