@@ -13,6 +13,7 @@ import bisect
 import posixpath
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import NamedTuple
 
 from .errors import AmbiguousTaskId, FormatError, TaskNotFound
@@ -28,6 +29,8 @@ _TASK_HEAD = re.compile(r"- \[(.)\] ")
 # Ids longer than 18 digits are not ids (and would not fit any sane counter).
 _ID_LINK = re.compile(r" \[(md#|#)([0-9]{1,18})\]\(")
 MAX_ID = 10**18
+# Lookups an index remembers (and hands on through checkbox edits) before it starts afresh.
+_FOUND_KEPT = 64
 _ANY_ID_LINK = re.compile(r" \[(?:md#|#)([0-9]{1,18})\]\(")
 # The first line that does not start with a blank or tab: no description goes past it.
 _NOT_INDENTED = re.compile(r"^(?![ \t])", re.MULTILINE)
@@ -80,6 +83,7 @@ class TaskLine(NamedTuple):
         return resolve_link(self.link)
 
 
+@lru_cache(maxsize=4096)  # pure, and asked again for every operation on the same task
 def resolve_link(link: str) -> str | None:
     """Map a link target as written in tasks.md to a path in the ref's tree.
 
@@ -183,6 +187,11 @@ def parse_task_line(content: str) -> tuple[str, str, TaskId, str, str, int] | No
     return None
 
 
+def _current(task: TaskLine, checkbox: str) -> TaskLine:
+    """``task`` with the checkbox its line has now."""
+    return task if task.checkbox == checkbox else task._replace(checkbox=checkbox)
+
+
 class Index:
     """A parsed ``process/tasks.md``: its lines and where its tasks are. Immutable.
 
@@ -194,7 +203,7 @@ class Index:
 
     __slots__ = (
         "_fences",
-        "_last_scan",
+        "_found",
         "_lines",
         "_links",
         "_lookups",
@@ -225,8 +234,10 @@ class Index:
         # lookup in a chain of checkbox edits (which keep every line where it is).
         self._links: dict[int, list[int]] | None = None
         self._lookups = 0
-        # The last lookup's number and result: one operation often looks a task up twice.
-        self._last_scan: tuple[int, tuple[TaskLine, ...]] | None = None
+        # Lookups already made, by number: one operation often looks a task up twice. Shared
+        # by a chain of checkbox edits, which move no line: an entry's checkbox is read again
+        # from the text on use (see _scan).
+        self._found: dict[int, tuple[TaskLine, ...]] | None = None
 
     @classmethod
     def parse(cls, text: str) -> Index:
@@ -234,7 +245,7 @@ class Index:
         index._text = text
         index._lines = index._tasks = index._positions = index._fences = index._links = None
         index._lookups = 0
-        index._last_scan = None
+        index._found = None
         index._reserved = frozenset()
         index._open_fence = None
         return index
@@ -340,8 +351,12 @@ class Index:
         whose last id link has this number. A line is inside a fence when an odd number of
         fence lines come before it.
         """
-        if self._last_scan is not None and self._last_scan[0] == number:
-            return list(self._last_scan[1])
+        known = self._found
+        if known is not None:
+            hit = known.get(number)
+            if hit is not None:
+                text = self.text
+                return [_current(t, text[t.offset + 3]) for t in hit]
         text = self.text
         if self._fences is None:
             self._fences = _fence_lines(text)
@@ -371,7 +386,9 @@ class Index:
                 continue
             description = _description(split_lines(text[stop : _block_end(text, stop)]), 0)
             found.append(_task(text.count("\n", 0, start), parsed, description, start))
-        self._last_scan = (number, tuple(found))
+        if known is None or len(known) >= _FOUND_KEPT:
+            known = self._found = {}
+        known[number] = tuple(found)
         return found
 
     def next_id(self) -> TaskId:
@@ -410,6 +427,7 @@ class Index:
         at = task.offset + 3
         new = Index.parse(text[:at] + checkbox + text[at + 1 :])
         new._fences, new._links, new._lookups = self._fences, self._links, self._lookups
+        new._found = self._found  # every line stays where it was
         if self._lines is not None and self._tasks is not None:
             lines, tasks = self._lines, self._tasks
             old = lines[task.line]

@@ -31,6 +31,9 @@ class Snapshot:
     index: Index
     read: Callable[[str], str | None]  # text of another file of the same commit, or None
     commit: str | None = None
+    # The store's handle on the commit's tree, opaque here: a change made from this snapshot
+    # is written on top of it without reading the commit again.
+    tree: object = None
 
     def task(self, entry: TaskLine) -> Task:
         """The record of one index entry, with its description."""
@@ -59,7 +62,7 @@ class Change:
 
     def message_with(self, trailers: Trailers) -> str:
         """The commit message: the summary, a blank line, this change's trailers and more."""
-        body = "".join(f"{key}: {value}\n" for key, value in (*self.trailers, *trailers))
+        body = "".join([f"{key}: {value}\n" for key, value in (*self.trailers, *trailers)])
         return f"{self.summary}\n\n{body}"
 
 
@@ -141,13 +144,12 @@ class SetStatus(NamedTuple):
         if old is self.status:
             return task
         new_index = snap.index.with_checkbox(entry, self.status.checkbox)
+        before, after = old.value, self.status.value
         return Change(
             new_index,
             (),
-            f"{entry.id}: status {old.value} \u2192 {self.status.value}",
-            _trailers(
-                "set-status", entry.id, ("Tasksync-Status", f"{old.value} -> {self.status.value}")
-            ),
+            f"{entry.id}: status {before} \u2192 {after}",
+            _trailers("set-status", entry.id, ("Tasksync-Status", f"{before} -> {after}")),
             Task(task.id, task.title, self.status, task.spec_path, task.description),
         )
 

@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -43,6 +44,29 @@ _STALE_AFTER = 1.0
 # Seconds a lock a live process holds is left before it is looked at again: looking for
 # holders reads every process's descriptors.
 _HOLDERS_AGAIN = 0.5
+
+
+def _identity_environment() -> tuple[object, ...]:
+    """The current values of the identity variables (``ENV_KEYS``), as a cache key.
+
+    Read from the mapping behind ``os.environ`` where there is one: ``os.environ.get`` of an
+    absent variable raises and catches a KeyError inside, and six of those cost more than the
+    rest of an operation's bookkeeping. ``os.environ`` writes through to that mapping, so the
+    key changes whenever a variable does.
+    """
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    if isinstance(data, dict):
+        keys = _encoded_keys(getattr(environ, "encodekey", None))
+        if keys is not None:
+            return tuple(map(data.get, keys))
+    return tuple(map(environ.get, ENV_KEYS))
+
+
+@lru_cache(maxsize=4)
+def _encoded_keys(encode: Callable[[str], object] | None) -> tuple[object, ...] | None:
+    """``ENV_KEYS`` as the mapping behind ``os.environ`` stores them, if it says how."""
+    return None if encode is None else tuple(map(encode, ENV_KEYS))
 
 
 class Transactor:
@@ -84,7 +108,7 @@ class Transactor:
         name = ref.replace("/", "%") + ".lock"
         self.lock_path = repo.location.common_dir / "tasksync" / name
         # The identities of the last environment seen (its GIT_AUTHOR_*/GIT_COMMITTER_* values).
-        self._identities: dict[tuple[str | None, ...], Signatures] = {}
+        self._identities: dict[tuple[object, ...], Signatures] = {}
 
     def snapshot(self) -> Snapshot:
         """The tip as it is now; raises NotInitialized before ``init``."""
@@ -128,12 +152,14 @@ class Transactor:
                     tip = self.repo.tip(self.ref)
                     if tip is None and not create:
                         raise self.not_initialized()
-                    result = operation(self.repo.snapshot(tip))
+                    snap = self.repo.snapshot(tip)
+                    result = operation(snap)
                     if not isinstance(result, Change):
                         return result, None
-                    landed = self._attempt(tip, result, signatures, trailers)
+                    landed = self._attempt(tip, result, signatures, trailers, snap.tree)
                     if landed is not None:
-                        self._maintain()
+                        if self.pack_threshold > 0:
+                            self._maintain()
                         return result, landed
                     if held and self._remove_stale_lock():
                         continue  # the ref is free again: at once
@@ -152,13 +178,11 @@ class Transactor:
 
     def _maintain(self) -> None:
         """Now and then, start git's packing of the loose objects writes leave behind."""
-        if self.pack_threshold > 0:
-            maintenance.after_write(
-                self.repo.location.common_dir, self.pack_threshold, self.pack_sample
-            )
+        common = self.repo.location.common_dir
+        maintenance.after_write(common, self.pack_threshold, self.pack_sample)
 
     def _signatures(self) -> Signatures:
-        key = tuple(os.environ.get(name) for name in ENV_KEYS)
+        key = _identity_environment()
         signatures = self._identities.get(key)
         if signatures is None:
             signatures = resolve(self.repo.config, os.environ)
@@ -183,15 +207,17 @@ class Transactor:
         change: Change,
         signatures: Signatures,
         trailers: tuple[tuple[str, str], ...],
+        base: object = None,
     ) -> str | None:
-        """One write and compare-and-swap; the new commit id when it landed, else None."""
+        """One write and compare-and-swap; the new commit id when it landed, else None.
+        ``base`` is the tip's tree as the snapshot read it (see :meth:`Repo.write_commit`)."""
         message = change.message_with(trailers)
         new: str | None = None
         try:
             if change.target is not None:  # a fast-forward: the commit exists already
                 new = change.target
             else:
-                new = self.repo.write_commit(tip, change, message, signatures)
+                new = self.repo.write_commit(tip, change, message, signatures, base)
             if self.before_swap is not None:
                 self.before_swap()
             if tip is None:

@@ -1100,3 +1100,27 @@ def test_checkbox_edit_on_a_lazy_index_matches_the_parsed_one(
     assert [tuple(t) for t in from_parsed.tasks] == [
         tuple(t) for t in Index.parse(from_lazy.text).tasks
     ]
+
+
+@given(documents(min_tasks=1), st.data())
+def test_lookups_along_a_chain_of_checkbox_edits_match_a_fresh_parse(
+    doc: Doc, data: st.DataObject
+) -> None:
+    # A chain of checkbox edits shares what its indexes looked up (no line moves); each index
+    # must still answer with its own text's checkboxes, earlier ones included.
+    numbers = sorted(_numbers_in(doc.text))
+    chain = [Index.parse(doc.text)]
+    for _ in range(data.draw(st.integers(1, 4))):
+        current = chain[-1]
+        target = data.draw(st.sampled_from(Index.parse(current.text).tasks))
+        others = [status.checkbox for status in Status if status.checkbox != target.checkbox]
+        edited = current.with_checkbox(current.find(target.id), data.draw(st.sampled_from(others)))
+        chain.append(edited)
+        assert _lookup(edited, target.id.number) == _lookup(
+            Index.parse(edited.text), target.id.number
+        )
+    for index in data.draw(st.permutations(chain)):
+        fresh = Index.parse(index.text)
+        assert fresh.tasks is not None  # the full parse
+        for number in numbers:
+            assert _lookup(index, number) == _lookup(fresh, number)

@@ -224,7 +224,7 @@ class _Base:
             found = self._lookup(tree, path)
             return None if found is None else self._text(found, path)
 
-        return Snapshot(index, read, commit_id)
+        return Snapshot(index, read, commit_id, tree)
 
     def _lookup(self, tree: pygit2.Tree, path: str) -> str | None:
         """The blob id at ``path``; big directories are indexed once they are read twice.

@@ -115,11 +115,11 @@ class LibgitRefs(Refs):
 
     def read(self, ref: str) -> str | None:
         try:
-            reference = self._repo.references.get(ref)
+            reference = self._repo.lookup_reference(ref)
+        except KeyError:
+            return None
         except (pygit2.GitError, ValueError) as error:
             raise StoreError(f"reading {ref}", str(error), "check `git show-ref`") from error
-        if reference is None:
-            return None
         target = reference.target
         if not isinstance(target, pygit2.Oid):
             raise FormatError(ref, "is a symbolic ref; tasks refs point at commits")
@@ -138,13 +138,12 @@ class LibgitRefs(Refs):
         (``core.filesRefLockTimeout``), instead of failing the attempt, which the write loop
         would redo after a longer pause.
         """
-        lock = self.lock_path(ref)
         for pause in (*_LOCK_PAUSES, None):
             try:
                 self._set_if_equals(ref, expected, new, message)
                 return
             except (pygit2.GitError, OSError, KeyError, ValueError) as error:
-                if pause is None or not lock.exists():
+                if pause is None or not self.lock_path(ref).exists():
                     raise WriteFailed(str(error)) from error
             _pause(pause)
 

@@ -10,11 +10,12 @@ import pygit2
 from ..cache import PARSED
 from ..errors import ConfigError, FileTooLarge, FormatError, StoreError
 from ..identity import Identity, Signatures
-from ..markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR
+from ..markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR, Index
 from ..operations import Change
 from ._base import FILE_MODES, WriteFailed, _Base, _not_a_file
 
 _PATH_OK = re.compile(r"[^\x00-\x1f/\\]+")
+_PROCESS, _, _INDEX_NAME = INDEX_PATH.partition("/")
 # libgit2 writes an object through the first backend, by priority, that can write: its own
 # loose backend has 1 and packs 2 (packs cannot write loose objects).
 _FSYNC_PRIORITY = 3
@@ -26,11 +27,17 @@ class _Writing(_Base):
     # -- writing --------------------------------------------------------------------------------
 
     def write_commit(
-        self, parent: str | None, change: Change, message: str, signatures: Signatures
+        self,
+        parent: str | None,
+        change: Change,
+        message: str,
+        signatures: Signatures,
+        base: object = None,
     ) -> str:
-        """Write the blobs, trees and commit of ``change`` on top of ``parent``."""
+        """Write the blobs, trees and commit of ``change`` on top of ``parent``; ``base``
+        may be the tree of ``parent`` as a snapshot of it holds it, saving a read."""
         try:
-            return self._write_commit(parent, change, message, signatures)
+            return self._write_commit(parent, change, message, signatures, base)
         except (UnicodeError, OverflowError) as error:  # not a passing failure: do not retry
             raise FormatError("the new commit", f"cannot be written ({error})") from None
         except (pygit2.GitError, OSError) as error:
@@ -50,10 +57,36 @@ class _Writing(_Base):
                 ) from None
 
     def _write_commit(
-        self, parent: str | None, change: Change, message: str, signatures: Signatures
+        self,
+        parent: str | None,
+        change: Change,
+        message: str,
+        signatures: Signatures,
+        tree_of_parent: object,
     ) -> str:
         repo = self._repo
-        base = self._tree(self._commit(parent), parent) if parent is not None else None
+        tree: pygit2.Oid | None = None
+        index = change.index
+        if index is not None and not change.files and isinstance(tree_of_parent, pygit2.Tree):
+            tree = self._index_tree(tree_of_parent, index)
+        if tree is None:
+            base: pygit2.Tree | None = None
+            if isinstance(tree_of_parent, pygit2.Tree):
+                base = tree_of_parent
+            elif parent is not None:
+                base = self._tree(self._commit(parent), parent)
+            tree = self._changed_tree(base, change)
+        now = signatures.author.stamp()
+        author = _signature(signatures.author, now)
+        # Usually the same person at the same time: one signature serves as both.
+        same = signatures.committer == signatures.author
+        committer = author if same else _signature(signatures.committer, now)
+        parents = [pygit2.Oid(hex=p) for p in (parent, *change.parents) if p is not None]
+        return str(repo.create_commit(None, author, committer, message, tree, parents))
+
+    def _changed_tree(self, base: pygit2.Tree | None, change: Change) -> pygit2.Oid:
+        """The root tree of ``base`` with the files of ``change`` written in."""
+        repo = self._repo
         contents = self._contents(change)  # every path and size checked before any write
         blobs: dict[str, pygit2.Oid | None] = {}
         if change.index is not None:
@@ -66,11 +99,32 @@ class _Writing(_Base):
         tree = self._write_tree(base, blobs)
         if tree is None:  # every file removed: the root is the empty tree
             tree = repo.TreeBuilder().write()
-        now = signatures.author.stamp()
-        author = _signature(signatures.author, now)
-        committer = _signature(signatures.committer, now)
-        parents = [pygit2.Oid(hex=p) for p in (parent, *change.parents) if p is not None]
-        return str(repo.create_commit(None, author, committer, message, tree, parents))
+        return tree
+
+    def _index_tree(self, base: pygit2.Tree, index: Index) -> pygit2.Oid | None:
+        """The root tree of ``base`` with a new tasks.md, when only tasks.md changes (a status
+        change does): written as git itself writes it, with none of the general path's
+        bookkeeping. ``base`` is a snapshot's tree, whose tasks.md the snapshot found to be a
+        plain file or absent. None when ``process`` is not a directory there: the general path
+        decides."""
+        try:
+            process = base[_PROCESS]
+        except KeyError:
+            return None
+        if not isinstance(process, pygit2.Tree):
+            return None
+        data = index.text.encode("utf-8")
+        limit = self.max_file_size()
+        if len(data) > limit:
+            raise FileTooLarge(INDEX_PATH, len(data), limit, writing=True)
+        repo = self._repo
+        blob = repo.create_blob(data)
+        PARSED.put(str(blob), index)
+        inner = repo.TreeBuilder(process)
+        inner.insert(_INDEX_NAME, blob, pygit2.GIT_FILEMODE_BLOB)
+        outer = repo.TreeBuilder(base)
+        outer.insert(_PROCESS, inner.write(), pygit2.GIT_FILEMODE_TREE)
+        return outer.write()
 
     def _contents(self, change: Change) -> dict[str, bytes]:
         """The bytes of every file ``change`` writes, by path; FileTooLarge for one over
