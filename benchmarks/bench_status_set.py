@@ -11,12 +11,16 @@ per task under ``process/tasks/``) it measures, side by side:
 
 1. in-process: ``TaskStore.set_status`` through one long-lived handle;
 2. git floor: the same bytes written as blob, trees (unchanged subtrees reused), commit and a
-   compare-and-swap of the ref, with pygit2 directly and no parsing;
+   compare-and-swap of the ref, with pygit2 directly and no parsing; in-process, the floor and
+   a second floor (the control, which shows what the harness resolves) write three refs of one
+   repository, their tasks.md differing only in the heading's word;
 3. status quo: tasks.md in a working tree edited and saved, then ``git add`` and ``git commit``
    as subprocesses, in a repository holding only the task files and in one with 10,000 other
    working-tree files;
 4. CLI: ``git-tasks status set ID STATUS`` as a process, against a bare
-   ``python -c "import pygit2, click"`` with the same interpreter.
+   ``python -c "import pygit2, click"`` with the same interpreter, and against the git floor as
+   a process (``cli_floor.py``: the same imports, then tasks.md read from the ref and written
+   back with one character changed), which shows how much of the CLI's budget git itself takes.
 
 Each write alternates one task between TODO and IN-PROGRESS; the task written next follows a
 binary Gray code over neighbouring tasks in the middle of the file, so every write produces a
@@ -59,6 +63,11 @@ import pygit2
 from tasksync import Status, TaskStore
 
 REF = "refs/tasks/main"
+# The refs the git floor and its control write, beside tasksync's REF in the same repository,
+# and the headings of their tasks.md (as long as tasksync's "Tasks", so every offset is equal).
+FLOOR_REF, FLOOR_HEADING = "refs/tasks/floor", "Floor"
+CONTROL_REF, CONTROL_HEADING = "refs/tasks/control", "Check"
+CLI_FLOOR = Path(__file__).with_name("cli_floor.py")  # the floor as a process
 INDEX_PATH = "process/tasks.md"
 SIZES = (100, 1_000, 10_000)
 STATUS_QUO_EXTRA_FILES = 10_000
@@ -121,8 +130,10 @@ class Layout:
     specs: tuple[tuple[str, bytes], ...]  # file name under process/tasks/ -> content
 
 
-def layout(size: int) -> Layout:
-    lines = ["# Tasks\n", "\n"]
+def layout(size: int, heading: str = "Tasks") -> Layout:
+    """``size`` tasks under the heading ``# {heading}``: layouts whose headings differ but have
+    the same length share every offset and spec file, and no tasks.md."""
+    lines = [f"# {heading}\n", "\n"]
     offset = sum(len(line) for line in lines)
     checkbox_at: dict[int, int] = {}
     specs: list[tuple[str, bytes]] = []
@@ -185,13 +196,17 @@ def message(task: int, status: Status) -> str:
 # -- repositories ---------------------------------------------------------------------------------
 
 
-def build_store(path: Path, lay: Layout) -> None:
-    """A repository with one commit on main and the task files on ``REF``, as after init."""
-    repo = pygit2.init_repository(str(path), initial_head="main")
+def build_store(path: Path, lay: Layout, ref: str = REF) -> None:
+    """A repository with one commit on main and the task files on ``ref``, as after init; a
+    repository already at ``path`` gets just the ref."""
     signature = pygit2.Signature(IDENTITY["GIT_AUTHOR_NAME"], IDENTITY["GIT_AUTHOR_EMAIL"])
-    readme = repo.TreeBuilder()
-    readme.insert("README.md", repo.create_blob(b"# Project\n"), pygit2.GIT_FILEMODE_BLOB)
-    repo.create_commit("HEAD", signature, signature, "Initial commit", readme.write(), [])
+    if (path / ".git").is_dir():
+        repo = pygit2.Repository(str(path))
+    else:
+        repo = pygit2.init_repository(str(path), initial_head="main")
+        readme = repo.TreeBuilder()
+        readme.insert("README.md", repo.create_blob(b"# Project\n"), pygit2.GIT_FILEMODE_BLOB)
+        repo.create_commit("HEAD", signature, signature, "Initial commit", readme.write(), [])
     specs = repo.TreeBuilder()
     for name, data in lay.specs:
         specs.insert(name, repo.create_blob(data), pygit2.GIT_FILEMODE_BLOB)
@@ -201,10 +216,10 @@ def build_store(path: Path, lay: Layout) -> None:
     root = repo.TreeBuilder()
     root.insert("process", process.write(), pygit2.GIT_FILEMODE_TREE)
     commit = repo.create_commit(None, signature, signature, "tasks: imported", root.write(), [])
-    reflog = Path(repo.path) / "logs" / REF  # `git tasks init` creates it: every update is logged
+    reflog = Path(repo.path) / "logs" / ref  # `git tasks init` creates it: every update is logged
     reflog.parent.mkdir(parents=True, exist_ok=True)
     reflog.touch()
-    repo.references.create(REF, commit)
+    repo.references.create(ref, commit)
 
 
 def git(cwd: Path, *args: str) -> None:
@@ -271,15 +286,15 @@ def tasksync_op(path: Path) -> Op:
     return op
 
 
-def floor_op(path: Path, lay: Layout) -> Op:
-    """Blob, two trees, commit, compare-and-swap: what any status set has to write."""
+def floor_op(path: Path, lay: Layout, ref: str = REF) -> Op:
+    """Blob, two trees, commit, compare-and-swap of ``ref``: what any status set has to write."""
     repo = pygit2.Repository(str(path))
     data = bytearray(lay.index)
     name, email = IDENTITY["GIT_AUTHOR_NAME"], IDENTITY["GIT_AUTHOR_EMAIL"]
 
     def op(task: int, status: Status) -> object:
         data[lay.checkbox_at[task]] = ord(status.checkbox)
-        reference = repo.references[REF]
+        reference = repo.references[ref]
         parent = reference.target
         commit = repo[parent]
         assert isinstance(commit, pygit2.Commit)
@@ -343,24 +358,24 @@ def timed(op: Op, step: Step) -> int:
 def interleaved(
     ops: Sequence[Op], steps: Iterator[Step], count: int, plan: Plan
 ) -> tuple[list[list[int]], list[Step]]:
-    """Run every op on each step in turn, alternating which goes first, so that all see the
-    same machine load; ``count`` timed steps follow the warm-up. Returns the samples of each
-    op and the steps taken (warm-up included)."""
+    """Run every op on each step in turn, so that all see the same machine load; the order
+    goes through every permutation in turn (for two ops: alternating which goes first), so
+    each op runs in each position equally often. ``count`` timed steps follow the warm-up.
+    Returns the samples of each op and the steps taken (warm-up included)."""
     os.sync()  # the repositories just built are written out before timing starts
     samples: list[list[int]] = [[] for _ in ops]
     taken: list[Step] = []
-    order = list(range(len(ops)))
+    orders = itertools.cycle(itertools.permutations(range(len(ops))))
     started = time.monotonic()
     warm = True
     for step in steps:
         if warm and len(taken) >= plan.warmup_steps:
             warm = time.monotonic() - started < plan.warmup_seconds
         taken.append(step)
-        for which in order:
+        for which in next(orders):
             elapsed = timed(ops[which], step)
             if not warm:
                 samples[which].append(elapsed)
-        order.reverse()
         if len(samples[0]) >= count:
             break
     return samples, taken
@@ -383,7 +398,8 @@ class SizeResult:
     floor: Stats
     cli: Stats
     bare_import: Stats
-    control: Stats  # the floor again, in a second repository built the same way
+    control: Stats  # the floor again, on a third ref of the same repository
+    floor_process: Stats  # the floor as a process (benchmarks/cli_floor.py)
 
     @property
     def floor_ratio(self) -> float:
@@ -397,6 +413,11 @@ class SizeResult:
     @property
     def cli_ratio(self) -> float:
         return self.cli.median_ms / self.bare_import.median_ms
+
+    @property
+    def floor_process_ratio(self) -> float:
+        """What git's own reading and writing of tasks.md leaves of the CLI's budget."""
+        return self.floor_process.median_ms / self.bare_import.median_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,40 +442,69 @@ class StatusQuoResult:
 
 def measure_size(
     root: Path, lay: Layout, plan: Plan, cli: Path, interpreter: str
-) -> tuple[Stats, Stats, Stats, Stats, Stats]:
-    build_store(root / "in-process", lay)
-    build_store(root / "floor", lay)
-    build_store(root / "control", lay)
+) -> tuple[Stats, Stats, Stats, Stats, Stats, Stats]:
+    # tasksync, the floor and the control write to three refs of one repository, so that
+    # every write lands in the same object and ref directories: on this kind of virtual disk
+    # the same writes cost up to 2-3x more in one new repository than in another made a
+    # moment later (see docs/performance.md). Their tasks.md differ in the heading alone, so
+    # no write of one is a blob or tree another already wrote.
+    shared = root / "side-by-side"
+    floor_lay, control_lay = layout(lay.size, FLOOR_HEADING), layout(lay.size, CONTROL_HEADING)
+    build_store(shared, lay)
+    build_store(shared, floor_lay, FLOOR_REF)
+    build_store(shared, control_lay, CONTROL_REF)
     ops = [
-        tasksync_op(root / "in-process"),
-        floor_op(root / "floor", lay),
-        floor_op(root / "control", lay),
+        tasksync_op(shared),
+        floor_op(shared, floor_lay, FLOOR_REF),
+        floor_op(shared, control_lay, CONTROL_REF),
     ]
     (in_process, floor, control), steps = interleaved(
         ops, walk(lay.size), plan.iterations(lay.size), plan
     )
-    expected = applied(lay, steps)
-    check_same_bytes(root / "in-process", f"{REF}:{INDEX_PATH}", expected, "in-process")
-    check_same_bytes(root / "floor", f"{REF}:{INDEX_PATH}", expected, "floor")
+    check_same_bytes(shared, f"{REF}:{INDEX_PATH}", applied(lay, steps), "in-process")
+    check_same_bytes(shared, f"{FLOOR_REF}:{INDEX_PATH}", applied(floor_lay, steps), "floor")
+    check_same_bytes(shared, f"{CONTROL_REF}:{INDEX_PATH}", applied(control_lay, steps), "control")
 
-    build_store(root / "cli", lay)
+    # The CLI, the bare import and the git floor as a process, in turn in every order; the
+    # CLI and the floor process write two refs of one repository, as above.
+    processes = root / "cli"
+    build_store(processes, lay)
+    build_store(processes, floor_lay, FLOOR_REF)
     cli_steps = take(lay.size, plan.cli_warmup + plan.cli)
     bare = [interpreter, "-c", "import pygit2, click"]
-    cli_ns: list[int] = []
-    bare_ns: list[int] = []
+    samples: tuple[list[int], list[int], list[int]] = ([], [], [])
+    orders = itertools.cycle(itertools.permutations(range(3)))
     for i, (task, status) in enumerate(cli_steps):
-        command = [str(cli), "status", "set", str(task), status.value]
-        pair = [(command, cli_ns), (bare, bare_ns)]
-        if i % 2:
-            pair.reverse()
-        for argv, into in pair:
-            elapsed = wall(argv, root / "cli")
+        commands = (
+            [str(cli), "status", "set", str(task), status.value],
+            bare,
+            [
+                interpreter,
+                str(CLI_FLOOR),
+                str(processes),
+                FLOOR_REF,
+                str(floor_lay.checkbox_at[task]),
+                status.checkbox,
+            ],
+        )
+        for which in next(orders):
+            elapsed = wall(commands[which], processes)
             if i >= plan.cli_warmup:
-                into.append(elapsed)
-    check_same_bytes(root / "cli", f"{REF}:{INDEX_PATH}", applied(lay, cli_steps), "CLI")
-    for name in ("in-process", "floor", "control", "cli"):
+                samples[which].append(elapsed)
+    check_same_bytes(processes, f"{REF}:{INDEX_PATH}", applied(lay, cli_steps), "CLI")
+    floor_bytes = applied(floor_lay, cli_steps)
+    check_same_bytes(processes, f"{FLOOR_REF}:{INDEX_PATH}", floor_bytes, "floor process")
+    for name in ("side-by-side", "cli"):
         shutil.rmtree(root / name)
-    return stats(in_process), stats(floor), stats(cli_ns), stats(bare_ns), stats(control)
+    cli_ns, bare_ns, floor_ns = samples
+    return (
+        stats(in_process),
+        stats(floor),
+        stats(cli_ns),
+        stats(bare_ns),
+        stats(control),
+        stats(floor_ns),
+    )
 
 
 def measure_status_quo(
@@ -695,8 +745,8 @@ def tables(sizes: Sequence[SizeResult], quo: Sequence[StatusQuoResult]) -> str:
     out = [
         "| tasks | tasks.md | in-process median / p99 | git floor median / p99 "
         "| in-process \u00f7 floor | control \u00f7 floor | CLI median | bare import median "
-        "| CLI \u00f7 bare import |",
-        "|---:|---:|---:|---:|---|---:|---:|---:|---|",
+        "| CLI \u00f7 bare import | floor process median | floor process \u00f7 bare import |",
+        "|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|",
     ]
     for r in sizes:
         out.append(
@@ -706,7 +756,8 @@ def tables(sizes: Sequence[SizeResult], quo: Sequence[StatusQuoResult]) -> str:
             f"| {verdict(r.floor_ratio, TARGETS['in_process_vs_floor'], at_most=True)} "
             f"| {r.control_ratio:.2f}\u00d7 "
             f"| {ms(r.cli.median_ms)} | {ms(r.bare_import.median_ms)} "
-            f"| {verdict(r.cli_ratio, TARGETS['cli_vs_bare_import'], at_most=True)} |"
+            f"| {verdict(r.cli_ratio, TARGETS['cli_vs_bare_import'], at_most=True)} "
+            f"| {ms(r.floor_process.median_ms)} | {r.floor_process_ratio:.2f}\u00d7 |"
         )
     out += [
         "",
@@ -747,12 +798,8 @@ def run(args: argparse.Namespace) -> None:
         for size in args.sizes:
             lay = layout(size)
             print(f"measuring {size:,} tasks ...", file=sys.stderr, flush=True)
-            in_process, floor, cli_stats, bare, control = measure_size(
-                root, lay, plan, cli, interpreter
-            )
-            size_results.append(
-                SizeResult(size, len(lay.index), in_process, floor, cli_stats, bare, control)
-            )
+            measured = measure_size(root, lay, plan, cli, interpreter)
+            size_results.append(SizeResult(size, len(lay.index), *measured))
             for kind, extra in (("tiny", 0), ("big", STATUS_QUO_EXTRA_FILES)):
                 if kind == "big" and size != STATUS_QUO_BIG_SIZE:
                     continue
@@ -761,7 +808,7 @@ def run(args: argparse.Namespace) -> None:
                 files, alone, quo, paired = measure_status_quo(root, lay, extra, plan)
                 target = STATUS_QUO_TARGETS[kind] if size == STATUS_QUO_BIG_SIZE else None
                 quo_results.append(
-                    StatusQuoResult(kind, size, files, alone, in_process, quo, paired, target)
+                    StatusQuoResult(kind, size, files, alone, measured[0], quo, paired, target)
                 )
     table = tables(size_results, quo_results)
     session.finish(
@@ -775,6 +822,7 @@ def run(args: argparse.Namespace) -> None:
                     "in_process_vs_floor": round(r.floor_ratio, 3),
                     "control_vs_floor": round(r.control_ratio, 3),
                     "cli_vs_bare_import": round(r.cli_ratio, 3),
+                    "floor_process_vs_bare_import": round(r.floor_process_ratio, 3),
                 }
                 for r in size_results
             ],

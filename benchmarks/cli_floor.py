@@ -1,0 +1,42 @@
+"""The git floor as a process: what any command that changes one task's status must do.
+
+    python benchmarks/cli_floor.py REPOSITORY REF OFFSET CHARACTER
+
+Imports pygit2 and click (as the bare-import baseline does), reads the tip of REF and its
+process/tasks.md from disk, puts CHARACTER at byte OFFSET, and writes blob, trees and commit
+and moves REF with a compare-and-swap: no parsing, no lookup, no checks. ``bench_status_set``
+runs it beside ``git-tasks status set`` and the bare import.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click  # noqa: F401 - imported as the baseline imports it
+import pygit2
+
+
+def main(path: str, ref: str, offset: int, character: str) -> None:
+    repo = pygit2.Repository(path)
+    reference = repo.references[ref]
+    parent = reference.target
+    commit = repo[parent]
+    assert isinstance(commit, pygit2.Commit)
+    root = commit.tree
+    process = repo[root["process"].id]
+    assert isinstance(process, pygit2.Tree)
+    data = bytearray(repo[process["tasks.md"].id].read_raw())
+    data[offset] = ord(character)
+    blob = repo.create_blob(bytes(data))
+    process_builder = repo.TreeBuilder(process)
+    process_builder.insert("tasks.md", blob, pygit2.GIT_FILEMODE_BLOB)
+    root_builder = repo.TreeBuilder(root)
+    root_builder.insert("process", process_builder.write(), pygit2.GIT_FILEMODE_TREE)
+    signature = repo.default_signature
+    summary = f"status set at byte {offset}"
+    new = repo.create_commit(None, signature, signature, summary, root_builder.write(), [parent])
+    reference.set_target(new, summary)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])
