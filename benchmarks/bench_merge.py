@@ -57,7 +57,8 @@ from bench_status_set import (
 
 from tasksync.markdown import Index, TaskLine, line_kind, split_lines
 from tasksync.merge import IndexMerge, merge3
-from tasksync.model import Conflict, Renumbering, Status, slugify
+from tasksync.model import Status, slugify
+from tasksync.records import Conflict, Renumbering
 
 SIZE = 10_000
 CHANGED_PER_SIDE = 100

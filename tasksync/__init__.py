@@ -43,11 +43,13 @@ from .errors import (
     UndoRefused,
     UnknownRevision,
 )
-from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
+from .model import Status, Task, TaskId
 
 if TYPE_CHECKING:
     from .events import Event
+    from .history import HistoryEntry
     from .merge import IndexMerge, merge3
+    from .records import Conflict, Renumbering
     from .service import SpecContent, TaskService
 
 __version__ = "0.1.0"
@@ -60,6 +62,9 @@ _LAZY = {
     "Event": "events",
     "TaskService": "service",
     "SpecContent": "service",
+    "HistoryEntry": "history",
+    "Conflict": "records",
+    "Renumbering": "records",
 }
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import builtins
 import os
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -16,9 +15,9 @@ from .errors import (
     UnknownRevision,
 )
 from .markdown import INDEX_PATH, Index
-from .model import Conflict, HistoryEntry, Renumbering, Status, Task, TaskId
+from .model import Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
-from .store import Commit, Repo
+from .store import Repo
 from .transaction import Transactor
 from .workspace import Hub, Workspace, find_hub
 
@@ -30,15 +29,15 @@ if TYPE_CHECKING:  # merging is imported when used: `git tasks status set` never
     from .editing import Edited, EditIndex, EditSpec
     from .events import Event
     from .export import Applied, Exported
+    from .history import HistoryEntry
     from .merge import IndexMerge
     from .migrate import Migration
-    from .records import Records
+    from .records import Conflict, Records, Renumbering
     from .sync import SyncResult
     from .trees import TreeMerge
     from .watch import Watch
 
 TaskRef = str | int | TaskId
-_TRAILER = re.compile(r"([A-Za-z0-9][A-Za-z0-9-]*): (.*)")
 
 
 class Merged(NamedTuple):
@@ -457,6 +456,8 @@ class TaskStore:
         self.last_commit = None
         _, self.last_commit = self._tx.run(apply)
         assert self.last_commit is not None  # noqa: S101 - a Change always lands a commit
+        from .history import history_entry
+
         return history_entry(self._repo.commit_info(self.last_commit))
 
     def resolve(
@@ -653,6 +654,8 @@ class TaskStore:
         Every commit the tip reaches is listed, those a merge brought in (from a remote, a
         migrated history, an applied export) included, as ``git log`` lists them.
         """
+        from .history import history_entry
+
         wanted = None if task is None else task_id(task).number
         out: list[HistoryEntry] = []
         tip = self._repo.tip(self.ref)
@@ -671,37 +674,3 @@ class TaskStore:
 def _number(text: str) -> int | None:
     digits = text.lstrip("md#")
     return int(digits) if digits.isdigit() else None
-
-
-def parse_trailers(message: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-    """A commit message's subject and the ``Key: value`` trailers of its last paragraph."""
-    paragraphs = message.strip().split("\n\n")
-    subject = paragraphs[0].split("\n", 1)[0]
-    if len(paragraphs) < 2:
-        return subject, ()
-    pairs = []
-    for line in paragraphs[-1].split("\n"):
-        match = _TRAILER.fullmatch(line.strip())
-        if match is None:
-            return subject, ()
-        pairs.append((match.group(1), match.group(2)))
-    return subject, tuple(pairs)
-
-
-def history_entry(commit: Commit) -> HistoryEntry:
-    subject, trailers = parse_trailers(commit.message)
-
-    def values(key: str) -> Iterable[str]:
-        return (v for k, v in trailers if k.lower() == key.lower())
-
-    return HistoryEntry(
-        commit=commit.id,
-        summary=subject,
-        operation=next(iter(values("Tasksync-Operation")), "unknown"),
-        task_ids=tuple(values("Tasksync-Task")),
-        workspace=next(iter(values("Tasksync-Workspace")), ""),
-        author=commit.author,
-        time=commit.time,
-        offset_minutes=commit.offset_minutes,
-        trailers=trailers,
-    )

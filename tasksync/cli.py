@@ -20,7 +20,8 @@ from .model import Status
 
 if TYPE_CHECKING:
     from .api import TaskStore
-    from .model import HistoryEntry, Task
+    from .history import HistoryEntry
+    from .model import Task
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 STATUS_NAMES = ", ".join(status.value for status in Status)

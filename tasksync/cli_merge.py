@@ -16,7 +16,7 @@ from .cli import _json, _shown, _store, _task_line, cli
 
 if TYPE_CHECKING:
     from .api import TaskStore
-    from .model import Conflict, Renumbering
+    from .records import Conflict, Renumbering
 
 
 @contextmanager

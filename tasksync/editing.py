@@ -14,9 +14,9 @@ from . import records
 from .errors import CannotResolve, FormatError, NoConflict
 from .markdown import INDEX_PATH, SPEC_DIR, Index, TaskLine
 from .merge import IndexMerge, merge3
-from .model import Conflict, Renumbering, Status, TaskId
+from .model import Status, TaskId
 from .operations import Change, Delete, Snapshot, Update
-from .records import RECORDS_PATH
+from .records import RECORDS_PATH, Conflict, Renumbering
 from .trees import LineMerge
 
 

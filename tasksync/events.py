@@ -15,7 +15,8 @@ from functools import lru_cache
 
 from . import records
 from .markdown import INDEX_PATH, RECORDS_PATH, Index, TaskLine
-from .model import Conflict, TaskId
+from .model import TaskId
+from .records import Conflict
 from .spec import context, new_spec, with_context, with_title
 
 __all__ = ["KINDS", "Event", "conflict_text", "diff"]

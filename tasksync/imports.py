@@ -60,7 +60,7 @@ def import_source(commit: Commit) -> str | None:
     commit of another operation."""
     if f"Tasksync-Operation: {OPERATION}" not in commit.message:
         return None  # most commits of a long history: no trailer parsing
-    from .api import parse_trailers
+    from .history import parse_trailers
 
     _, trailers = parse_trailers(commit.message)
     values = {key.lower(): value for key, value in trailers}

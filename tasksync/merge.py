@@ -31,7 +31,8 @@ from .markdown import (
     resolve_link,
     split_lines,
 )
-from .model import Conflict, Renumbering, Status, TaskId, slugify
+from .model import Status, TaskId, slugify
+from .records import Conflict, Renumbering
 from .sequence import Token, merge_order
 
 Side = Literal["ours", "theirs"]

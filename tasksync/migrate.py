@@ -32,7 +32,6 @@ from .errors import FormatError, MigrationError
 from .identity import Identity, Signatures, resolve
 from .imports import OPERATION, WORKTREE, Imports, find_imports, holds_nothing
 from .markdown import INDEX_PATH, Index
-from .model import Conflict, Renumbering
 from .removal import removal_command
 from .store import Commit, Repo, TaskFiles
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from .api import Merged
+    from .records import Conflict, Renumbering
     from .trees import TreeMerge
     from .workspace import Workspace
 

@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-from . import records
 from .errors import FormatError, PreconditionFailed
 from .markdown import INDEX_PATH, RECORDS_PATH, SPEC_DIR, Index, TaskLine, task_line
 from .model import Status, Task, TaskId, check_title, slugify
-from .records import Records
 from .spec import check_description, context, new_spec, spec_title, with_context, with_title
+
+if TYPE_CHECKING:
+    from .records import Records
 
 Trailers = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+# Snapshot and Change are made for every operation and never leave the package: named tuples,
+# which cost a fraction of a frozen dataclass to define (at every start of the CLI) and to make.
+# Their field ``index`` (the parsed tasks.md) hides tuple.index, which nothing here calls.
+
+
+class Snapshot(NamedTuple):
     """The task files of one commit of the ref."""
 
-    index: Index
+    index: Index  # type: ignore[assignment]
     read: Callable[[str], str | None]  # text of another file of the same commit, or None
     commit: str | None = None
     # The store's handle on the commit's tree, opaque here: a change made from this snapshot
@@ -44,11 +48,10 @@ class Snapshot:
         return self.read(path) if path is not None else None
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """What one operation does to the ref: new index, other files, and its commit message."""
 
-    index: Index | None  # None: tasks.md unchanged
+    index: Index | None  # type: ignore[assignment]  # None: tasks.md unchanged
     files: tuple[tuple[str, str | None], ...]  # path → new text, or None to remove
     summary: str
     trailers: Trailers
@@ -114,7 +117,7 @@ class Create(NamedTuple):
         kept = _records(snap)
         uids = kept.uid_map()
         uids[task_id.number] = os.urandom(8).hex()  # who this task is, whatever its id becomes
-        files = ((spec_path, text), (RECORDS_PATH, records.render(kept.with_uids(uids))))
+        files = ((spec_path, text), (RECORDS_PATH, _rendered(kept.with_uids(uids))))
         task = task_record(entry, dict(files).get)
         return Change(
             new_index,
@@ -237,7 +240,16 @@ class Delete(NamedTuple):
 
 
 def _records(snap: Snapshot) -> Records:
-    return records.parse(snap.read(RECORDS_PATH))
+    """The records file of ``snap`` (imported here: a status change never reads it)."""
+    from .records import parse
+
+    return parse(snap.read(RECORDS_PATH))
+
+
+def _rendered(kept: Records) -> str | None:
+    from .records import render
+
+    return render(kept)
 
 
 def _keep_highest(snap: Snapshot, number: int) -> tuple[str, str | None]:
@@ -246,7 +258,7 @@ def _keep_highest(snap: Snapshot, number: int) -> tuple[str, str | None]:
     kept = _records(snap).with_highest(number)
     uids = kept.uid_map()
     uids.pop(number, None)
-    return RECORDS_PATH, records.render(kept.with_uids(uids))
+    return RECORDS_PATH, _rendered(kept.with_uids(uids))
 
 
 INITIAL_INDEX = "# Tasks\n"

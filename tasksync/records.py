@@ -7,16 +7,72 @@ stays for good, so ``git tasks get OLD-ID`` can say where a task went. Pure: tex
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 from .errors import FormatError, InvalidTaskId
 from .markdown import MAX_ID, RECORDS_PATH
-from .model import Conflict, Renumbering, TaskId
+from .model import TaskId
 
-__all__ = ["RECORDS_PATH", "Records", "merge", "parse", "render"]
+__all__ = ["RECORDS_PATH", "Conflict", "Records", "Renumbering", "merge", "parse", "render"]
 
 _VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """A field two sides of a merge changed differently, kept until someone resolves it.
+
+    The merge wrote ``kept`` (one of ``ours`` and ``theirs``, chosen by a fixed rule, so both
+    sides of a merge get the same result); the other value is kept here. In records stored on
+    the ref, ``ours`` is the side whose value won and ``theirs`` the one set aside. ``task`` is
+    None for lines of tasks.md outside any task. Values are None where the side had no such
+    thing (a deleted task, an absent spec).
+    """
+
+    task: TaskId | None
+    field: str  # status, title, id, link, rest, description, deleted, position, spec or text
+    base: str | None
+    ours: str | None
+    theirs: str | None
+    kept: str | None
+
+    @property
+    def lost(self) -> str | None:
+        """The value the merge did not write."""
+        return self.theirs if self.kept == self.ours else self.ours
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "task": None if self.task is None else str(self.task),
+            "field": self.field,
+            "base": self.base,
+            "ours": self.ours,
+            "theirs": self.theirs,
+            "kept": self.kept,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Renumbering:
+    """A task created with the same id on two sides, given the next free id by a merge."""
+
+    old: TaskId
+    new: TaskId
+    title: str
+    side: str  # "ours" or "theirs": whose copy moved ("" once stored: it depends on who merged)
+    old_path: str | None  # its spec file before and after, when it links one
+    new_path: str | None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "old": str(self.old),
+            "new": str(self.new),
+            "title": self.title,
+            "side": self.side,
+            "old_path": self.old_path,
+            "new_path": self.new_path,
+        }
 
 
 class Records(NamedTuple):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from itertools import pairwise
 from typing import Protocol
 
-from .model import Conflict
+from .records import Conflict
 
 Token = int | str  # a task (its number) or one line outside any task
 

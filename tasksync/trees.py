@@ -17,8 +17,8 @@ from . import records
 from .errors import TaskSyncError
 from .markdown import INDEX_PATH, Index, resolve_link
 from .merge import VIRTUAL, Side, _relinked, merge3, renumbered_text, task_blocks, with_number
-from .model import Conflict, Renumbering, TaskId
-from .records import RECORDS_PATH
+from .model import TaskId
+from .records import RECORDS_PATH, Conflict, Renumbering
 from .spec import with_title
 
 Read = Callable[[str], "str | None"]

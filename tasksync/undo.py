@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from . import records
-from .api import history_entry
 from .errors import NotInHistory, UndoRefused
 from .events import Event, diff
+from .history import history_entry
 from .markdown import RECORDS_PATH, Index
 from .operations import Change
 from .store import Repo

@@ -41,9 +41,9 @@ from dataclasses import replace
 from itertools import takewhile
 from pathlib import Path
 
-from .api import history_entry
 from .errors import StoreError, TaskSyncError
 from .events import Event, diff
+from .history import history_entry
 from .store import Commit, Repo
 
 __all__ = ["INOTIFY_INTERVAL", "POLL_INTERVAL", "Watch"]

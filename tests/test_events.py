@@ -11,8 +11,9 @@ from hypothesis import strategies as st
 from tasksync import records
 from tasksync.events import KINDS, Event, conflict_text, diff
 from tasksync.markdown import INDEX_PATH, RECORDS_PATH, Index
-from tasksync.model import Conflict, Status, TaskId
+from tasksync.model import Status, TaskId
 from tasksync.operations import Change, Create, Delete, SetStatus, Snapshot, Update
+from tasksync.records import Conflict
 
 State = dict[str, str]
 EMPTY: State = {INDEX_PATH: "# Tasks\n"}

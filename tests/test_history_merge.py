@@ -12,7 +12,8 @@ from conftest import git, tasks_md
 from tasksync import Status, TaskStore
 from tasksync.cli import cli, main
 from tasksync.errors import CannotResolve, NoConflict, NotTasksHistory, UnknownRevision
-from tasksync.model import Conflict, TaskId
+from tasksync.model import TaskId
+from tasksync.records import Conflict
 
 REF = "refs/tasks/main"
 THEIRS = "refs/remotes/origin/tasks"

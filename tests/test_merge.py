@@ -23,7 +23,8 @@ from tasksync.markdown import (
     split_lines,
 )
 from tasksync.merge import IndexMerge, _Doc, merge3
-from tasksync.model import CHECKBOX_CHARS, Conflict, Renumbering, Status, TaskId, slugify
+from tasksync.model import CHECKBOX_CHARS, Status, TaskId, slugify
+from tasksync.records import Conflict, Renumbering
 
 # -- a model of a tasks.md and of the edits people make to it ------------------------------------
 

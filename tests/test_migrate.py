@@ -21,8 +21,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasksync import MigrationError, Status, TaskStore
-from tasksync.api import parse_trailers
 from tasksync.blocks import TaskBlocks
+from tasksync.history import parse_trailers
 from tasksync.markdown import Index
 
 REF = "refs/tasks/main"

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from tasksync import records
 from tasksync.errors import FormatError, TaskSyncError
-from tasksync.model import Conflict, Renumbering, TaskId
-from tasksync.records import RECORDS_PATH, Records
+from tasksync.model import TaskId
+from tasksync.records import RECORDS_PATH, Conflict, Records, Renumbering
 
 # -- strategies -----------------------------------------------------------------------------------
 
