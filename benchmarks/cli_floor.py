@@ -10,6 +10,7 @@ runs it beside ``git-tasks status set`` and the bare import.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click  # noqa: F401 - imported as the baseline imports it
@@ -25,14 +26,17 @@ def main(path: str, ref: str, offset: int, character: str) -> None:
     root = commit.tree
     process = repo[root["process"].id]
     assert isinstance(process, pygit2.Tree)
-    data = bytearray(repo[process["tasks.md"].id].read_raw())
+    data = bytearray(repo.odb.read(process["tasks.md"].id)[1])  # one read of the object
     data[offset] = ord(character)
     blob = repo.create_blob(bytes(data))
     process_builder = repo.TreeBuilder(process)
     process_builder.insert("tasks.md", blob, pygit2.GIT_FILEMODE_BLOB)
     root_builder = repo.TreeBuilder(root)
     root_builder.insert("process", process_builder.write(), pygit2.GIT_FILEMODE_TREE)
-    signature = repo.default_signature
+    signature = pygit2.Signature(
+        os.environ.get("GIT_AUTHOR_NAME", "Bench Author"),
+        os.environ.get("GIT_AUTHOR_EMAIL", "author@example.com"),
+    )
     summary = f"status set at byte {offset}"
     new = repo.create_commit(None, signature, signature, summary, root_builder.write(), [parent])
     reference.set_target(new, summary)

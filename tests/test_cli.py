@@ -522,6 +522,33 @@ def test_python_dash_m_tasksync(ready: Path) -> None:
     assert run(ready, sys.executable, "-m", "tasksync", "bogus").returncode == 2
 
 
+def test_the_process_runs_exit_handlers_and_waits_for_threads_before_it_ends(
+    ready: Path, tmp_path: Path
+) -> None:
+    # The entry point ends the process without finalizing modules, but as Python would in
+    # every other way: a thread still working and an exit handler both get to finish.
+    marks = tmp_path / "marks"
+    code = (
+        "import atexit, pathlib, sys, threading, time\n"
+        f"marks = pathlib.Path({str(marks)!r})\n"
+        "atexit.register(lambda: (marks / 'exit-handler').touch())\n"
+        "def late():\n"
+        "    time.sleep(0.2)\n"
+        "    (marks / 'thread').touch()\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.argv = ['git-tasks', 'status', 'set', '1', 'DONE']\n"
+        "from tasksync.cli import run\n"
+        "run()\n"
+    )
+    marks.mkdir()
+    done = run(ready, sys.executable, "-c", code)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "#001 DONE\n", "")
+    assert sorted(p.name for p in marks.iterdir()) == ["exit-handler", "thread"]
+    done = run(ready, sys.executable, "-c", code.replace("'1', 'DONE'", "'77', 'DONE'"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: task #077 not found")
+
+
 def test_commands_defined_in_other_modules_are_listed_for_loading() -> None:
     from importlib import import_module
 

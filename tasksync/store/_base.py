@@ -311,7 +311,7 @@ class _Base:
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(path, "is not a file", oid=blob_id)
         try:
-            return blob.data.decode("utf-8")
+            return blob_bytes(blob).decode("utf-8")
         except UnicodeDecodeError as error:
             raise FormatError(path, f"is not valid UTF-8 ({error.reason})", oid=blob_id) from None
 
@@ -369,6 +369,13 @@ class _Base:
     def was_tip(self, ref: str, commit_id: str) -> bool:
         """Whether ``ref``'s reflog records it pointing at ``commit_id`` at some time."""
         return self._refs.was_tip(ref, commit_id)
+
+
+def blob_bytes(blob: pygit2.Blob) -> bytes:
+    """The contents of a blob already read. Through its buffer, not ``Blob.data``: pygit2
+    reads the object from the object database again for ``data`` (inflating all of it a second
+    time, 2.3 ms for a 572 KB tasks.md), while the buffer is the object in memory."""
+    return bytes(memoryview(blob))
 
 
 def tree_entry(tree: pygit2.Tree, path: str) -> pygit2.Object | None:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import pygit2
 
 from ..errors import FormatError, StoreError
-from ._base import _Base
+from ._base import _Base, blob_bytes
 
 
 class Damage(NamedTuple):
@@ -186,7 +186,7 @@ class _Merging(_Base):
             merged = repo.merge_trees(trees[0], trees[1], trees[2], favor=choice)
             blob = repo[merged["f"].id]
             assert isinstance(blob, pygit2.Blob)  # noqa: S101 - a merged file entry
-            return blob.data.decode("utf-8"), True
+            return blob_bytes(blob).decode("utf-8"), True
         except (pygit2.GitError, KeyError, UnicodeDecodeError) as error:
             raise StoreError(
                 "merging a spec file",

@@ -11,7 +11,7 @@ import pygit2
 from ..errors import FileTooLarge, FormatError, StoreError, quoted
 from ..identity import Identity, Signatures
 from ..markdown import INDEX_PATH, SPEC_DIR
-from ._base import TaskFiles, tree_entry
+from ._base import TaskFiles, blob_bytes, tree_entry
 from .writing import _signature, _Writing
 
 
@@ -39,7 +39,7 @@ class _Worktree(_Writing):
         blob = self._get(blob_id, path)
         if not isinstance(blob, pygit2.Blob):
             raise FormatError(path, "is not a file", oid=blob_id)
-        return bytes(blob.data)
+        return blob_bytes(blob)
 
     def task_files(self, commit_id: str, previous: TaskFiles | None = None) -> TaskFiles:
         """The in-tree task files of a commit of the project. ``previous``, the files of
