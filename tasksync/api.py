@@ -14,7 +14,7 @@ from .errors import (
     SpecNotFound,
     UnknownRevision,
 )
-from .markdown import INDEX_PATH, Index
+from .markdown import INDEX_PATH, MAX_ID, Index
 from .model import Status, Task, TaskId
 from .operations import Change, Create, Delete, SetStatus, Snapshot, Update, initial_change
 from .store import Repo
@@ -55,6 +55,8 @@ def task_id(value: TaskRef) -> TaskId:
     """Read any accepted id form (``1``, ``"001"``, ``"#1"``, ``"md#1"``, ``"task#1"``)."""
     if isinstance(value, TaskId):
         return value
+    if type(value) is int and 0 <= value < MAX_ID:  # the common case, without a detour via str
+        return TaskId(value)
     return TaskId.parse(str(value))
 
 

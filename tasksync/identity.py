@@ -24,8 +24,16 @@ class Identity(NamedTuple):
         """The time to record: the fixed one, or now in the local time zone."""
         if self.when is not None:
             return self.when
-        now = time.time()
-        return int(now), time.localtime(now).tm_gmtoff // 60
+        global _last_stamp  # noqa: PLW0603 - one second's offset, computed once
+        second = int(time.time())
+        last = _last_stamp
+        if last[0] != second:
+            last = _last_stamp = (second, time.localtime(second).tm_gmtoff // 60)
+        return last
+
+
+# The last second stamped and its offset from UTC: the offset is the same all through a second.
+_last_stamp = (-1, 0)
 
 
 class Signatures(NamedTuple):

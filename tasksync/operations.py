@@ -69,9 +69,12 @@ class Change(NamedTuple):
         return f"{self.summary}\n\n{body}"
 
 
-def task_record(entry: TaskLine, read: Callable[[str], str | None]) -> Task:
-    """Build the :class:`Task` for ``entry``: its description is the spec's ``## Context``
-    when the spec has one, otherwise the description bullets under the index line."""
+def task_record(
+    entry: TaskLine, read: Callable[[str], str | None], status: Status | None = None
+) -> Task:
+    """Build the :class:`Task` for ``entry`` (with ``status`` instead of its own, if given):
+    its description is the spec's ``## Context`` when the spec has one, otherwise the
+    description bullets under the index line."""
     path = entry.spec_path
     description = "\n".join(entry.description)
     if path is not None:
@@ -79,7 +82,8 @@ def task_record(entry: TaskLine, read: Callable[[str], str | None]) -> Task:
         found = context(text) if text is not None else None
         if found is not None:
             description = found
-    return Task(entry.id, entry.title, entry.status, path, description)
+    status = entry.status if status is None else status
+    return Task(entry.id, entry.title, status, path, description)
 
 
 def _trailers(operation: str, task_id: TaskId, *extra: tuple[str, str]) -> Trailers:
@@ -143,7 +147,7 @@ class SetStatus(NamedTuple):
         old = entry.status
         if self.expect is not None and old is not self.expect:
             raise PreconditionFailed(str(entry.id), "status", self.expect.value, old.value)
-        task = snap.task(entry)
+        task = task_record(entry, snap.read, self.status)
         if old is self.status:
             return task
         new_index = snap.index.with_checkbox(entry, self.status.checkbox)
@@ -153,7 +157,7 @@ class SetStatus(NamedTuple):
             (),
             f"{entry.id}: status {before} \u2192 {after}",
             _trailers("set-status", entry.id, ("Tasksync-Status", f"{before} -> {after}")),
-            Task(task.id, task.title, self.status, task.spec_path, task.description),
+            task,
         )
 
 

@@ -1186,3 +1186,24 @@ def test_a_listing_without_descriptions_reads_no_spec(store: TaskStore) -> None:
     assert [(t.id, t.title, t.status, t.spec_path) for t in bare] == [
         (t.id, t.title, t.status, t.spec_path) for t in full
     ]
+
+
+def test_a_chain_of_status_changes_sees_every_spec_edit(store: TaskStore, repo: Path) -> None:
+    # A handle remembers its last commit, and the spec files read along a chain of status
+    # changes (which write tasks.md alone); an edit by any writer must show in the next task.
+    store.create("Traced", description="first")
+    other = TaskStore.open(repo)
+    assert store.set_status(1, Status.IN_PROGRESS).description == "first"
+    assert store.set_status(1, Status.IN_REVIEW).description == "first"
+    other.update(1, description="from another handle")
+    assert store.set_status(1, Status.BLOCKED).description == "from another handle"
+    store.update(1, title="Retitled", description="from this handle")  # tasks.md and spec
+    assert store.set_status(1, Status.TODO).description == "from this handle"
+    store.create("Second")  # tasks.md, a new spec and the records file
+    store.create("Third")
+    assert [task.id.number for task in store.list()] == [1, 2, 3]
+    assert store.set_status(1, Status.DONE).description == "from this handle"
+    git(repo, "update-ref", REF, f"{REF}~7")  # back to the state before the first update
+    assert store.set_status(1, Status.CLOSED).description == "first"
+    assert store.get(1).status is Status.CLOSED
+    assert [task.status for task in other.list(include_done=True)] == [Status.CLOSED]

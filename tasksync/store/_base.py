@@ -12,6 +12,7 @@ import pygit2
 
 from ..cache import LOOKED_UP, NAMES, PARSED, TEXTS
 from ..errors import ConfigError, FileTooLarge, FormatError, NotARepository, StoreError
+from ..identity import Identity
 from ..markdown import INDEX_PATH, Index
 from ..operations import Snapshot
 from .refs import Refs, is_reftable, open_reftable, ref_backend
@@ -57,6 +58,9 @@ class TaskFiles(NamedTuple):
 
 
 _R = TypeVar("_R", bound="_Base")
+_Signed = tuple[Identity, tuple[int, int]]  # who, and when (seconds, minutes east of UTC)
+# Files a chain of snapshots remembers having read (spec files, mostly) before it stops adding.
+_READS_KEPT = 4096
 
 
 class _Base:
@@ -72,6 +76,14 @@ class _Base:
         # Every ref read and move goes through here: libgit2, or git for reftable (see refs).
         self._refs = refs or ref_backend(repo, location.common_dir, reftable=False)
         self._max_file_size: int | None = None  # tasks.maxFileSize, read on first use
+        # The commit this handle wrote last, its index, and the files read from its
+        # snapshot's chain: a status change writes tasks.md alone, so the next operation, on
+        # that commit, finds the index and every spec file it needs here (see snapshot).
+        self._written: tuple[str, Index, dict[str, str | None]] | None = None
+        # The files read from the last snapshot, by the commit it is of.
+        self._reads: tuple[str, dict[str, str | None]] | None = None
+        # The last commit signature made, and for whom and when (see _Writing._signature).
+        self._last_signature: tuple[_Signed, pygit2.Signature] | None = None
 
     @classmethod
     def discover(cls: type[_R], path: str | os.PathLike[str]) -> _R:
@@ -217,14 +229,34 @@ class _Base:
         if commit_id is None:
             return Snapshot(Index.parse(""), lambda path: None, None)
         tree = self._tree(self._commit(commit_id), commit_id)
-        blob_id = _file_id(tree, INDEX_PATH)
-        index = Index.parse("") if blob_id is None else self._index(blob_id)
+        written = self._written
+        if written is not None and written[0] == commit_id:
+            index, reads = written[1], written[2]
+        else:
+            blob_id = _file_id(tree, INDEX_PATH)
+            index = Index.parse("") if blob_id is None else self._index(blob_id)
+            reads = {}
+        self._reads = (commit_id, reads)
 
         def read(path: str) -> str | None:
+            if path in reads:
+                return reads[path]
             found = self._lookup(tree, path)
-            return None if found is None else self._text(found, path)
+            text = None if found is None else self._text(found, path)
+            if path != INDEX_PATH and len(reads) < _READS_KEPT:  # tasks.md changes in a chain
+                reads[path] = text
+            return text
 
         return Snapshot(index, read, commit_id, tree)
+
+    def _wrote(self, commit_id: str, parent: str | None, index: Index | None, files: bool) -> None:
+        """Remember that ``commit_id`` (on ``parent``) holds ``index``; with no other file
+        changed, the files read from ``parent``'s snapshot are its files too."""
+        if index is None:
+            return
+        reads = self._reads
+        carried = reads[1] if reads is not None and reads[0] == parent and not files else {}
+        self._written = (commit_id, index, carried)
 
     def _lookup(self, tree: pygit2.Tree, path: str) -> str | None:
         """The blob id at ``path``; big directories are indexed once they are read twice.

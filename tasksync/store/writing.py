@@ -77,12 +77,23 @@ class _Writing(_Base):
                 base = self._tree(self._commit(parent), parent)
             tree = self._changed_tree(base, change)
         now = signatures.author.stamp()
-        author = _signature(signatures.author, now)
+        author = self._signature(signatures.author, now)
         # Usually the same person at the same time: one signature serves as both.
         same = signatures.committer == signatures.author
         committer = author if same else _signature(signatures.committer, now)
         parents = [pygit2.Oid(hex=p) for p in (parent, *change.parents) if p is not None]
-        return str(repo.create_commit(None, author, committer, message, tree, parents))
+        new = str(repo.create_commit(None, author, committer, message, tree, parents))
+        self._wrote(new, parent, change.index, bool(change.files))
+        return new
+
+    def _signature(self, identity: Identity, now: tuple[int, int]) -> pygit2.Signature:
+        """The signature of ``identity`` at ``now``; the last one made is made once (a
+        signature is a value: writers in one second share it)."""
+        made = self._last_signature
+        key = (identity, now)
+        if made is None or made[0] != key:
+            made = self._last_signature = (key, _signature(identity, now))
+        return made[1]
 
     def _changed_tree(self, base: pygit2.Tree | None, change: Change) -> pygit2.Oid:
         """The root tree of ``base`` with the files of ``change`` written in."""
