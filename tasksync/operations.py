@@ -86,7 +86,7 @@ def task_record(
     return Task(entry.id, entry.title, status, path, description)
 
 
-def _trailers(operation: str, task_id: TaskId, *extra: tuple[str, str]) -> Trailers:
+def _trailers(operation: str, task_id: TaskId | str, *extra: tuple[str, str]) -> Trailers:
     return (("Tasksync-Operation", operation), ("Tasksync-Task", str(task_id)), *extra)
 
 
@@ -151,12 +151,13 @@ class SetStatus(NamedTuple):
         if old is self.status:
             return task
         new_index = snap.index.with_checkbox(entry, self.status.checkbox)
-        before, after = old.value, self.status.value
+        # _value_ is the member's value, read without the descriptor behind .value.
+        before, after, ident = old._value_, self.status._value_, str(entry.id)
         return Change(
             new_index,
             (),
-            f"{entry.id}: status {before} \u2192 {after}",
-            _trailers("set-status", entry.id, ("Tasksync-Status", f"{before} -> {after}")),
+            f"{ident}: status {before} \u2192 {after}",
+            _trailers("set-status", ident, ("Tasksync-Status", f"{before} -> {after}")),
             task,
         )
 
