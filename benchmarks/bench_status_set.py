@@ -1021,8 +1021,22 @@ def pieces(path: Path, lay: Layout) -> None:
 
         return run
 
+    blob_id = commit_tree(repo, tip)[INDEX_PATH].id
+
+    def read_data() -> object:
+        blob = repo[blob_id]
+        assert isinstance(blob, pygit2.Blob)
+        return blob.data
+
+    def read_buffer() -> object:
+        blob = repo[blob_id]
+        assert isinstance(blob, pygit2.Blob)
+        return bytes(memoryview(blob))
+
     tree_type = pygit2.enums.ObjectType.TREE
     rows = [
+        ("repo[tasks.md].data (pygit2 reads the object again)", best_ms(read_data, 20)),
+        ("bytes(memoryview(repo[tasks.md])) (the object read)", best_ms(read_buffer, 20)),
         (f"tree[{spec!r}] (libgit2 caches trees up to 4 KiB)", best_ms(lookup(spec), 50)),
         (f"tree[{INDEX_PATH!r}]", best_ms(lookup(INDEX_PATH), 200)),
         ("Index.parse(tasks.md)", best_ms(lambda: Index.parse(text), 3)),
@@ -1040,10 +1054,13 @@ def pieces(path: Path, lay: Layout) -> None:
 
 
 def cli_split(path: Path, cli: Path, interpreter: str, steps: Sequence[Step]) -> None:
-    """Median wall times of the bare import, of ``git-tasks --version`` (imports, no
-    repository) and of ``git-tasks status set``, run in turn."""
+    """Median wall times of the bare import (and of the same process ended without Python's
+    finalization of its modules), of ``git-tasks --version`` (imports, no repository) and of
+    ``git-tasks status set``, run in turn."""
+    quick_exit = "import pygit2, click, os; os._exit(0)"
     commands: dict[str, Callable[[Step], list[str]]] = {
         "python -c 'import pygit2, click'": lambda _: [interpreter, "-c", "import pygit2, click"],
+        f"python -c '{quick_exit}'": lambda _: [interpreter, "-c", quick_exit],
         "git-tasks --version": lambda _: [str(cli), "--version"],
         "git-tasks status set ID STATUS": lambda step: [
             str(cli),
@@ -1063,6 +1080,41 @@ def cli_split(path: Path, cli: Path, interpreter: str, steps: Sequence[Step]) ->
     print()
 
 
+def commit_tree(repo: pygit2.Repository, commit_id: pygit2.Oid | str) -> pygit2.Tree:
+    commit = repo[commit_id]
+    assert isinstance(commit, pygit2.Commit)
+    return commit.tree
+
+
+def placement(root: Path, lay: Layout, count: int = 6, steps: int = 300) -> None:
+    """The git floor in ``count`` repositories made one after another, all stepped together
+    in a new random order each step: what separate repositories do to a side-by-side
+    comparison on this machine (the reason tasksync, the floor and the control share one)."""
+    import random
+
+    paths = [root / f"placement-{k}" for k in range(count)]
+    for path in paths:
+        build_store(path, lay)
+    ops = [floor_op(path, lay) for path in paths]
+    samples: list[list[int]] = [[] for _ in ops]
+    order = list(range(count))
+    for k, step in enumerate(walk(lay.size)):
+        if k >= steps:
+            break
+        random.shuffle(order)
+        for which in order:
+            elapsed = timed(ops[which], step)
+            if k >= steps // 5:
+                samples[which].append(elapsed)
+    medians = [statistics.median(s) / 1e6 for s in samples]
+    print(f"## the git floor in {count} repositories made one after another, {lay.size:,} tasks")
+    print("median ms, in the order made: " + ", ".join(f"{m:.3f}" for m in medians))
+    print(f"slowest / fastest: {max(medians) / min(medians):.2f}x")
+    print()
+    for path in paths:
+        shutil.rmtree(path)
+
+
 def profile(args: argparse.Namespace, calls: int = 300, top: int = 25) -> None:
     """cProfile of in-process ``set_status`` and of the floor, of one CLI process, and the
     modules the CLI imports beyond ``import pygit2, click``."""
@@ -1080,6 +1132,7 @@ def profile(args: argparse.Namespace, calls: int = 300, top: int = 25) -> None:
             profiled(ops[0], steps[calls:], title, [("tottime", top), ("cumulative", 40)])
             profiled(ops[1], steps[calls:], f"git floor, {size:,} tasks", [("tottime", 12)])
             pieces(root / f"floor-{size}", lay)
+            placement(root, lay)
 
             fresh = root / f"cli-{size}"
             build_store(fresh, lay)
