@@ -487,9 +487,15 @@ def run() -> NoReturn:
     import atexit
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first at exit: its thread-exit hooks (which tell idle
+    # concurrent.futures workers to stop), then a join of every non-daemon thread.
+    shutdown = getattr(threading, "_shutdown", None)
+    if callable(shutdown):
+        shutdown()
+    else:  # pragma: no cover - every CPython has it; joined by hand elsewhere
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):  # click flushes every line it writes already
         with contextlib.suppress(OSError, ValueError):

@@ -26,14 +26,16 @@ class Identity(NamedTuple):
             return self.when
         global _last_stamp  # noqa: PLW0603 - one second's offset, computed once
         second = int(time.time())
+        zone = time.tzname  # a new tuple after time.tzset() with another TZ
         last = _last_stamp
-        if last[0] != second:
-            last = _last_stamp = (second, time.localtime(second).tm_gmtoff // 60)
-        return last
+        if last[0] != second or last[2] is not zone:
+            last = _last_stamp = (second, time.localtime(second).tm_gmtoff // 60, zone)
+        return last[0], last[1]
 
 
-# The last second stamped and its offset from UTC: the offset is the same all through a second.
-_last_stamp = (-1, 0)
+# The last second stamped, its offset from UTC and the time zone it was read in: the offset is
+# the same all through a second, unless time.tzset() switches zones.
+_last_stamp: tuple[int, int, object] = (-1, 0, None)
 
 
 class Signatures(NamedTuple):

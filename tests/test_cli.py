@@ -549,6 +549,29 @@ def test_the_process_runs_exit_handlers_and_waits_for_threads_before_it_ends(
     assert done.stderr.startswith("error: task #077 not found")
 
 
+def test_the_process_ends_with_an_idle_thread_pool_left_open(ready: Path) -> None:
+    # Python tells idle concurrent.futures workers to stop before it joins threads at exit;
+    # so must the entry point, or a program that left a pool open would never end.
+    code = (
+        "import concurrent.futures, sys\n"
+        "pool = concurrent.futures.ThreadPoolExecutor(1)\n"
+        "pool.submit(lambda: None).result()\n"
+        "sys.argv = ['git-tasks', 'status', 'get', '1']\n"
+        "from tasksync.cli import run\n"
+        "run()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ready,
+        env=subprocess_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "TODO\n", "")
+
+
 def test_commands_defined_in_other_modules_are_listed_for_loading() -> None:
     from importlib import import_module
 

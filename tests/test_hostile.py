@@ -477,6 +477,26 @@ def test_an_index_that_is_not_a_file_stops_every_read_naming_it(
     assert "passwd" not in run(repo, "list", "--all").out
 
 
+@pytest.mark.parametrize("name", ["symlink index", "submodule index", "directory index"])
+def test_a_write_handed_an_odd_tree_as_its_base_refuses_it(repo: Path, name: str) -> None:
+    # Status changes write tasks.md over the tree their snapshot read, which has refused such
+    # trees already; handed one directly, the write must refuse it too, not replace it.
+    from tasksync.identity import Identity, Signatures
+    from tasksync.markdown import Index
+    from tasksync.operations import Change
+
+    store, _ = two_tasks(repo)
+    odd = with_tip_tree(repo, ODD_TREES[name])
+    found = store._repo._repo[odd]  # the store's own repository, as a snapshot reads it
+    assert isinstance(found, pygit2.Commit)
+    change = Change(Index.parse("# Tasks\n"), (), "a status change", (), None)
+    who = Identity("Ann", "ann@example.com")
+    with pytest.raises(FormatError) as caught:
+        store._repo.write_commit(odd, change, "a status change\n", Signatures(who, who), found.tree)
+    assert caught.value.path == INDEX_PATH
+    assert store.head() == odd
+
+
 @pytest.mark.parametrize(
     ("name", "what"),
     [

@@ -1207,3 +1207,24 @@ def test_a_chain_of_status_changes_sees_every_spec_edit(store: TaskStore, repo: 
     assert store.set_status(1, Status.CLOSED).description == "first"
     assert store.get(1).status is Status.CLOSED
     assert [task.status for task in other.list(include_done=True)] == [Status.CLOSED]
+
+
+def test_commits_record_the_time_zone_the_process_switched_to(
+    store: TaskStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The UTC offset is worked out once a second, and again when time.tzset() switches zones.
+    for key in ("GIT_AUTHOR_DATE", "GIT_COMMITTER_DATE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(time, "time", lambda: 1_800_000_000.25)  # one second throughout
+    try:
+        monkeypatch.setenv("TZ", "UTC0")
+        time.tzset()
+        store.create("In UTC")
+        assert store.history(limit=1)[0].offset_minutes == 0
+        monkeypatch.setenv("TZ", "JST-9")
+        time.tzset()
+        store.create("In Tokyo")
+        assert store.history(limit=1)[0].offset_minutes == 9 * 60
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -120,9 +120,11 @@ class _Writing(_Base):
         decides."""
         try:
             process = base[_PROCESS]
-        except KeyError:
-            return None
-        if not isinstance(process, pygit2.Tree):
+            if not isinstance(process, pygit2.Tree):
+                return None
+            if _INDEX_NAME in process and process[_INDEX_NAME].filemode not in FILE_MODES:
+                return None  # not a plain file: the general path says so
+        except (KeyError, ValueError, pygit2.GitError):
             return None
         data = index.text.encode("utf-8")
         limit = self.max_file_size()
@@ -154,9 +156,10 @@ class _Writing(_Base):
         return out
 
     def _write_tree(
-        self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None]
+        self, base: pygit2.Tree | None, blobs: dict[str, pygit2.Oid | None], where: str = ""
     ) -> pygit2.Oid | None:
-        """Write ``base`` with ``blobs`` put in (None removes); None when it ends up empty."""
+        """Write ``base`` with ``blobs`` put in (None removes); None when it ends up empty.
+        ``where`` is the directory ``base`` is at on the ref, for errors."""
         repo = self._repo
         builder = repo.TreeBuilder(base) if base is not None else repo.TreeBuilder()
         groups: dict[str, dict[str, pygit2.Oid | None]] = {}
@@ -170,14 +173,15 @@ class _Writing(_Base):
             else:
                 existing_file = builder.get(head)
                 if existing_file is not None and existing_file.filemode not in FILE_MODES:
-                    raise _not_a_file(head, existing_file.filemode)
+                    raise _not_a_file(where + head, existing_file.filemode)
                 builder.insert(head, oid, pygit2.GIT_FILEMODE_BLOB)
         for name, inner in groups.items():
             existing = builder.get(name)
             if existing is not None and existing.type_str != "tree":
-                raise FormatError(name, "is a file on the tasks ref; not replacing it")
+                raise FormatError(where + name, "is a file on the tasks ref; not replacing it")
             found = repo.get(existing.id) if existing is not None else None
-            oid = self._write_tree(found if isinstance(found, pygit2.Tree) else None, inner)
+            subtree = found if isinstance(found, pygit2.Tree) else None
+            oid = self._write_tree(subtree, inner, f"{where}{name}/")
             if oid is not None:
                 builder.insert(name, oid, pygit2.GIT_FILEMODE_TREE)
             elif existing is not None:
