@@ -115,9 +115,9 @@ class _Writing(_Base):
     def _index_tree(self, base: pygit2.Tree, index: Index) -> pygit2.Oid | None:
         """The root tree of ``base`` with a new tasks.md, when only tasks.md changes (a status
         change does): written as git itself writes it, with none of the general path's
-        bookkeeping. ``base`` is a snapshot's tree, whose tasks.md the snapshot found to be a
-        plain file or absent. None when ``process`` is not a directory there: the general path
-        decides."""
+        bookkeeping. ``base`` is usually a snapshot's tree, whose tasks.md the snapshot found to
+        be a plain file or absent. None when ``process`` is not a directory there or tasks.md
+        is not a plain file: the general path decides, and refuses what it must."""
         try:
             process = base[_PROCESS]
             if not isinstance(process, pygit2.Tree):
