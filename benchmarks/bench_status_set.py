@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pygit2
+from cli_floor import tip_trees, write_index
 
 from tasksync import Status, TaskStore
 
@@ -294,23 +295,9 @@ def floor_op(path: Path, lay: Layout, ref: str = REF) -> Op:
 
     def op(task: int, status: Status) -> object:
         data[lay.checkbox_at[task]] = ord(status.checkbox)
-        reference = repo.references[ref]
-        parent = reference.target
-        commit = repo[parent]
-        assert isinstance(commit, pygit2.Commit)
-        root = commit.tree
-        process = repo[root["process"].id]
-        assert isinstance(process, pygit2.Tree)
-        blob = repo.create_blob(bytes(data))
-        process_builder = repo.TreeBuilder(process)
-        process_builder.insert("tasks.md", blob, pygit2.GIT_FILEMODE_BLOB)
-        root_builder = repo.TreeBuilder(root)
-        root_builder.insert("process", process_builder.write(), pygit2.GIT_FILEMODE_TREE)
+        tip = tip_trees(repo, ref)
         signature = pygit2.Signature(name, email)
-        text = message(task, status)
-        new = repo.create_commit(None, signature, signature, text, root_builder.write(), [parent])
-        reference.set_target(new, text.split("\n", 1)[0])
-        return new
+        return write_index(repo, tip, bytes(data), signature, message(task, status))
 
     return op
 

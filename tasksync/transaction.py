@@ -158,8 +158,7 @@ class Transactor:
                         return result, None
                     landed = self._attempt(tip, result, signatures, trailers, snap.tree)
                     if landed is not None:
-                        if self.pack_threshold > 0:
-                            self._maintain()
+                        self._maintain()
                         return result, landed
                     if held and self._remove_stale_lock():
                         continue  # the ref is free again: at once
@@ -178,8 +177,9 @@ class Transactor:
 
     def _maintain(self) -> None:
         """Now and then, start git's packing of the loose objects writes leave behind."""
-        common = self.repo.location.common_dir
-        maintenance.after_write(common, self.pack_threshold, self.pack_sample)
+        if self.pack_threshold > 0:
+            common = self.repo.location.common_dir
+            maintenance.after_write(common, self.pack_threshold, self.pack_sample)
 
     def _signatures(self) -> Signatures:
         key = _identity_environment()
